@@ -1,0 +1,21 @@
+package events
+
+import "errors"
+
+// Sentinel errors of the events package.
+var (
+	// ErrInvalidToken: a trial, model or detector name cannot be a NATS subject token.
+	ErrInvalidToken = errors.New("not a valid name: use 1-64 letters, digits, '-' or '_'")
+	// ErrSchema: a payload's schema field is missing or not the expected version.
+	ErrSchema = errors.New("unexpected payload schema")
+	// ErrPayload: a payload is malformed or misses required fields.
+	ErrPayload = errors.New("invalid payload")
+	// ErrPayloadTooLarge: a payload exceeds MaxPayloadBytes.
+	ErrPayloadTooLarge = errors.New("payload too large")
+	// ErrQueueFull: the publisher's in-memory queue is full; the event was not accepted.
+	ErrQueueFull = errors.New("publish queue full")
+	// ErrClosed: the publisher was stopped.
+	ErrClosed = errors.New("publisher stopped")
+)
+
+func joinErrs(errs []error) error { return errors.Join(errs...) }

@@ -1,0 +1,286 @@
+package gateway
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/stagegate/stagegate/events"
+	"github.com/stagegate/stagegate/policies"
+)
+
+// Response headers every answer carries.
+const (
+	HeaderInteraction = "X-Stagegate-Interaction"
+	HeaderModel       = "X-Stagegate-Model"
+	HeaderStage       = "X-Stagegate-Stage"
+)
+
+// exchange is one chat request on its way through the steps; it accumulates the
+// interaction that is published at the end.
+type exchange struct {
+	w         http.ResponseWriter
+	r         *http.Request
+	start     time.Time
+	principal Principal
+	trial     *Trial
+	req       *chatRequest
+	user      string // pseudonymised
+	decision  policies.Decision
+	assign    Assignment
+	upstream  *Upstream
+	wrote     bool // bytes of the answer reached the client
+	in        *events.Interaction
+}
+
+// serveChat runs the request path. Each step is a method that either moves the
+// exchange on or returns the error the client gets; the interaction is published
+// last, whatever happened, once the request got as far as a known trial.
+func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
+	g.requests.Add(1)
+	x := &exchange{w: w, r: r, start: g.clk.Now()}
+	x.in = &events.Interaction{ID: g.newID(), TraceID: g.traceID(r), StartedAt: x.start}
+	w.Header().Set(HeaderInteraction, x.in.ID)
+
+	err := g.authenticate(x)
+	if err == nil {
+		err = g.decode(x)
+	}
+	if err == nil {
+		err = g.decide(x)
+	}
+	if err == nil {
+		err = g.assignModel(x)
+	}
+	if err == nil {
+		if x.req.Stream {
+			err = g.stream(x)
+		} else {
+			err = g.proxy(x)
+		}
+	}
+	g.finish(x, err)
+	g.publish(x)
+}
+
+// authenticate maps the bearer key to a principal and its trial.
+func (g *Gateway) authenticate(x *exchange) error {
+	p, err := g.principal(x.r)
+	if err != nil {
+		return err
+	}
+	t := g.d.Trials[p.Trial]
+	if t == nil {
+		return Error(http.StatusUnauthorized, fmt.Errorf("%w: the key's trial is not configured", ErrUnauthorized))
+	}
+	x.principal, x.trial = p, t
+	x.in.Trial, x.in.Tenant, x.in.Cohort = t.ID, p.Tenant, p.Cohort
+	return nil
+}
+
+func (g *Gateway) principal(r *http.Request) (Principal, error) {
+	auth := r.Header.Get("Authorization")
+	key, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || key == "" {
+		return Principal{}, Error(http.StatusUnauthorized, fmt.Errorf("%w: send 'Authorization: Bearer <key>'", ErrUnauthorized))
+	}
+	p, ok := g.d.Keys.Lookup(strings.TrimSpace(key))
+	if !ok {
+		return Principal{}, Error(http.StatusUnauthorized, ErrUnauthorized)
+	}
+	return p, nil
+}
+
+// decode reads and validates the body, and pseudonymises the end user at once so
+// the raw id goes no further.
+func (g *Gateway) decode(x *exchange) error {
+	body, err := readBody(x.r, g.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	req, err := decodeChatRequest(body)
+	if err != nil {
+		return err
+	}
+	if req.Model != x.trial.LogicalModel {
+		return Error(http.StatusNotFound, fmt.Errorf("%w: %q is not offered in trial %s (use %q)", ErrUnknownModel, req.Model, x.trial.ID, x.trial.LogicalModel))
+	}
+	x.req = req
+	user := req.User
+	if user == "" {
+		user = "key:" + x.principal.KeyID // no end-user id: the key stands for its user
+	}
+	x.user = g.d.Pseudonymize(x.principal.Tenant, user)
+	x.in.User, x.in.LogicalModel, x.in.Stream = x.user, req.Model, req.Stream
+	x.in.Request = events.Request{Messages: req.Messages, MaxTokens: req.MaxTokens, Temperature: req.Temperature}
+	return nil
+}
+
+// decide extracts signals from the prompt and asks the trial's policy. The policy
+// sees facts, never raw text.
+func (g *Gateway) decide(x *exchange) error {
+	texts := make([]string, len(x.req.Messages))
+	roles := make([]string, len(x.req.Messages))
+	size := 0
+	for i, m := range x.req.Messages {
+		texts[i], roles[i] = m.Content, m.Role
+		size += len(m.Content)
+	}
+	stage := ""
+	if a, ok := g.d.Assigner.Assign(x.trial.ID, x.user); ok {
+		stage = a.Stage
+	}
+	in := policies.Input{
+		Trial: x.trial.ID,
+		Stage: stage,
+		Time:  x.start.UTC().Truncate(time.Minute).Format(time.RFC3339),
+		Request: policies.RequestFacts{
+			Model: x.req.Model, Stream: x.req.Stream, MaxTokens: x.req.MaxTokens,
+			MessageCount: len(x.req.Messages), Roles: roles, EstimatedPromptTokens: size/4 + 1,
+		},
+		Caller:  policies.Caller{Tenant: x.principal.Tenant, User: x.user, Cohort: x.principal.Cohort, Attributes: x.principal.Attributes},
+		Signals: x.trial.Extractor.Extract(texts...),
+	}
+	x.in.Stage = stage
+	d, err := x.trial.Decider.Decide(x.r.Context(), in)
+	if err != nil {
+		g.log.Error("policy decision failed", "trial", x.trial.ID, "interaction", x.in.ID, "err", err)
+		if x.trial.FailMode != policies.FailOpen {
+			return Error(http.StatusServiceUnavailable, fmt.Errorf("%w: the trial fails closed", ErrPolicyUnavailable))
+		}
+		d = policies.Decision{Allow: true, FailMode: policies.FailOpen, Reasons: []policies.Reason{{Code: "policy_error_fail_open", Message: "policy unavailable; the trial fails open"}}}
+	}
+	x.decision = d
+	x.in.Decision = events.Decision{
+		Allow: d.Allow, Route: d.Route, PolicyRevision: d.Revision, EvalMicros: d.EvalMicros,
+		Obligations: events.Obligations{RedactPIIInStorage: d.Obligations.RedactPIIInStorage, MaxTokens: d.Obligations.MaxTokens, Notice: d.Obligations.Notice},
+	}
+	for _, r := range d.Reasons {
+		x.in.Decision.Reasons = append(x.in.Decision.Reasons, events.Reason{Code: r.Code, Message: r.Message})
+	}
+	if !d.Allow {
+		msg, code := "the trial's policy does not allow this request", ""
+		if len(d.Reasons) > 0 {
+			parts := make([]string, len(d.Reasons))
+			for i, r := range d.Reasons {
+				parts[i] = r.Message
+			}
+			msg, code = strings.Join(parts, "; "), d.Reasons[0].Code
+		}
+		return Error(http.StatusForbidden, fmt.Errorf("%w: %s", ErrDenied, msg)).withCode(code)
+	}
+	return nil
+}
+
+// assignModel picks candidate or baseline (sticky per user); the policy may
+// override the route, e.g. to keep an over-quota user on the baseline.
+func (g *Gateway) assignModel(x *exchange) error {
+	a, ok := g.d.Assigner.Assign(x.trial.ID, x.user)
+	if !ok {
+		return Error(http.StatusServiceUnavailable, fmt.Errorf("%w: trial %s has no rollout plan", ErrUpstream, x.trial.ID))
+	}
+	if x.decision.Route != "" && x.decision.Route != a.Route {
+		if alt, ok := g.d.Assigner.Route(x.trial.ID, x.decision.Route); ok {
+			a.Model, a.Route = alt, x.decision.Route
+		}
+	}
+	u := g.d.Upstreams[a.Model]
+	if u == nil {
+		return Error(http.StatusBadGateway, fmt.Errorf("%w: model %s is not configured", ErrUpstream, a.Model))
+	}
+	x.assign, x.upstream = a, u
+	x.in.Model, x.in.Route, x.in.Stage = a.Model, a.Route, a.Stage
+	h := x.w.Header()
+	h.Set(HeaderModel, a.Model)
+	h.Set(HeaderStage, a.Stage)
+	return nil
+}
+
+// finish answers the client with err, if any and nothing was sent yet, and
+// completes the interaction record.
+func (g *Gateway) finish(x *exchange, err error) {
+	end := g.clk.Now()
+	x.in.Latency.TotalMS = ms(end.Sub(x.start))
+	if err == nil {
+		g.ok.Add(1)
+		if x.in.Status == "" {
+			x.in.Status, x.in.HTTPStatus = events.StatusOK, http.StatusOK
+		}
+		return
+	}
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		he = Error(http.StatusInternalServerError, err)
+	}
+	switch {
+	case errors.Is(err, ErrDenied):
+		g.denied.Add(1)
+		x.in.Status = events.StatusDenied
+	case errors.Is(err, context.Canceled) || x.r.Context().Err() != nil:
+		x.in.Status = events.StatusClientClosed
+	case he.Status >= 500:
+		g.upstreamErrors.Add(1)
+		if x.in.Status == "" {
+			x.in.Status = events.StatusUpstreamError
+		}
+	default:
+		g.clientErrors.Add(1)
+	}
+	x.in.HTTPStatus = he.Status
+	if x.in.Response.Error == "" {
+		x.in.Response.Error = he.Error()
+	}
+	if !x.wrote {
+		writeError(x.w, he)
+	}
+}
+
+// publish hands the interaction to the events publisher. Requests that never
+// reached a trial's request (bad key, malformed body) are not interactions.
+func (g *Gateway) publish(x *exchange) {
+	if x.req == nil || x.in.Status == "" {
+		return
+	}
+	if err := g.d.Publisher.Publish(x.in); err != nil {
+		g.publishErrors.Add(1)
+		g.log.Error("interaction not queued for publishing", "interaction", x.in.ID, "trial", x.in.Trial, "err", err)
+	}
+}
+
+// newID returns a time-ordered id: 12 hex digits of Unix milliseconds, then 20 of
+// randomness.
+func (g *Gateway) newID() string {
+	var b [16]byte
+	ms := uint64(g.clk.Now().UnixMilli())
+	r1, r2 := g.rnd(), g.rnd()
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	for i := range 8 {
+		b[6+i] = byte(r1 >> (56 - 8*i))
+	}
+	b[14], b[15] = byte(r2>>8), byte(r2)
+	return "int_" + hex.EncodeToString(b[:])
+}
+
+// traceID honours an incoming W3C traceparent, or starts a new trace.
+func (g *Gateway) traceID(r *http.Request) string {
+	if tp := r.Header.Get("traceparent"); len(tp) == 55 && tp[2] == '-' && tp[35] == '-' {
+		id := tp[3:35]
+		if events.TraceParent(id) != "" && id != "00000000000000000000000000000000" {
+			return id
+		}
+	}
+	var b [16]byte
+	r1, r2 := g.rnd(), g.rnd()
+	for i := range 8 {
+		b[i], b[8+i] = byte(r1>>(56-8*i)), byte(r2>>(56-8*i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,183 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/stagegate/stagegate/internal/clock"
+)
+
+// DefaultQuery is the rule the engine evaluates unless Config.Query names another.
+const DefaultQuery = "data.stagegate.decision"
+
+// Config of the engine.
+type Config struct {
+	// FS holds the policy root: *.rego modules (Rego v1) and *.json data files. A
+	// JSON object in data.json at the root becomes data; one in folder a/b becomes
+	// data.a.b, as OPA lays out data files. *_test.rego files are skipped, and so
+	// are hidden files and folders. Required. Use LoadDir for a folder on disk,
+	// fs.Sub(Builtin(), DemoPolicy) for the demo trial.
+	FS fs.FS
+	// Query is the rule to evaluate, a reference into data. Default DefaultQuery.
+	Query string
+	// Clock measures Decision.EvalMicros. Default: the wall clock. (Policies never
+	// read the time: they use input.time; see README.md.)
+	Clock clock.Clock
+}
+
+// withDefaults returns c with empty fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.Query == "" {
+		c.Query = DefaultQuery
+	}
+	c.Clock = clock.OrReal(c.Clock)
+	return c
+}
+
+// Validate reports every problem of c at once, each wrapping ErrConfig. An empty
+// Query is valid (it means DefaultQuery).
+func (c Config) Validate() error {
+	var errs []error
+	if c.FS == nil {
+		errs = append(errs, fmt.Errorf("%w: FS is required", ErrConfig))
+	}
+	if c.Query != "" {
+		if _, err := parseQuery(c.Query); err != nil {
+			errs = append(errs, fmt.Errorf("%w: Query: %w", ErrConfig, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseQuery accepts a plain reference into data, such as data.stagegate.decision.
+func parseQuery(q string) (ast.Ref, error) {
+	ref, err := ast.ParseRef(q)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a reference: %w", q, err)
+	}
+	if !ref.HasPrefix(ast.DefaultRootRef) || len(ref) < 2 || !ref.IsGround() {
+		return nil, fmt.Errorf("%q is not a reference into data such as %s", q, DefaultQuery)
+	}
+	return ref, nil
+}
+
+// Decider makes policy decisions. *Engine is one; a memoising or hot-reloading
+// wrapper will be another, so the gateway depends on this interface.
+type Decider interface {
+	Decide(ctx context.Context, in Input) (Decision, error)
+}
+
+var _ Decider = (*Engine)(nil)
+
+// Engine evaluates one compiled policy. It is immutable after New and safe for
+// concurrent use; a policy change means a new Engine (the caller swaps it).
+type Engine struct {
+	query    string
+	pq       rego.PreparedEvalQuery
+	revision string
+	clock    clock.Clock
+}
+
+// New loads, parses and compiles the policy in cfg.FS once and prepares the
+// query for evaluation. A broken policy is an ErrCompile whose message names
+// file:line; a query that matches no rule of the policy is one too.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	ref, err := parseQuery(cfg.Query)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	pf, err := loadPolicy(cfg.FS, false)
+	if err != nil {
+		return nil, err
+	}
+	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	if compiler.Compile(pf.modules); compiler.Failed() {
+		return nil, fmt.Errorf("%w: %w", ErrCompile, compiler.Errors)
+	}
+	if len(compiler.GetRules(ref)) == 0 {
+		return nil, fmt.Errorf("%w: query %s matches no rule of the policy (check the package and rule names)", ErrCompile, cfg.Query)
+	}
+	pq, err := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.Compiler(compiler),
+		rego.Store(inmem.NewFromObjectWithOpts(pf.data, inmem.OptRoundTripOnWrite(false))),
+		rego.SetRegoVersion(ast.RegoV1),
+		// Hand back OPA's own value: decodeDecision reads it directly, without
+		// the map[string]any detour of the default JSON conversion.
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCompile, err)
+	}
+	return &Engine{query: cfg.Query, pq: pq, revision: pf.revision, clock: cfg.Clock}, nil
+}
+
+// Revision is the content hash of the policy files the engine was built from,
+// "sha256:" and 16 hex digits; the same files give the same revision on any
+// machine. Test files do not count.
+func (e *Engine) Revision() string { return e.revision }
+
+// Query is the rule the engine evaluates.
+func (e *Engine) Query() string { return e.query }
+
+// Decide evaluates the policy on in and returns the typed decision, stamped with
+// the revision and the evaluation time. Errors wrap ErrUndefined, ErrDecisionShape
+// or ErrEval; the caller then applies the trial's fail mode.
+//
+// Decide is a pure function of (revision, in): a later memoising layer can key on
+// both and call evaluate only on a miss.
+func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	start := e.clock.Now()
+	d, err := e.evaluate(ctx, inputValue(&in))
+	if err != nil {
+		return Decision{}, err
+	}
+	d.Revision = e.revision
+	d.EvalMicros = e.clock.Now().Sub(start).Microseconds()
+	return d, nil
+}
+
+// evaluate runs the prepared query on an already converted input document.
+func (e *Engine) evaluate(ctx context.Context, input ast.Value) (Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, fmt.Errorf("%w: %w", ErrEval, err)
+	}
+	// Cancellation via context.AfterFunc instead of rego's default goroutine per
+	// evaluation (measured in BenchmarkDecide).
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	rs, err := e.pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel))
+	stop()
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return Decision{}, fmt.Errorf("%w: %w: %w", ErrEval, cerr, err)
+		}
+		return Decision{}, fmt.Errorf("%w: %w", ErrEval, err)
+	}
+	switch len(rs) {
+	case 0:
+		return Decision{}, fmt.Errorf("%w: %s has no value for this input", ErrUndefined, e.query)
+	case 1:
+	default:
+		return Decision{}, shapeError("decision", "%s produced %d results, want one", e.query, len(rs))
+	}
+	if len(rs[0].Expressions) != 1 {
+		return Decision{}, shapeError("decision", "%s produced %d expressions, want one", e.query, len(rs[0].Expressions))
+	}
+	v, ok := rs[0].Expressions[0].Value.(ast.Value)
+	if !ok {
+		return Decision{}, shapeError("decision", "unexpected result type %T", rs[0].Expressions[0].Value)
+	}
+	return decodeDecision(v)
+}

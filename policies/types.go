@@ -1,0 +1,80 @@
+package policies
+
+// InputVersion and DecisionVersion name the documented contract (README.md and
+// schema/*.json). Regulators write policies against those documents, not these structs.
+const (
+	InputVersion    = "stagegate.policy.input.v1"
+	DecisionVersion = "stagegate.policy.decision.v1"
+)
+
+// Input is the structured facts a policy decides on. No raw prompt text: Go
+// extractors turn it into Signals before the decision, which keeps decisions fast,
+// deterministic and replayable.
+type Input struct {
+	Trial   string       `json:"trial"`
+	Stage   string       `json:"stage"`
+	Time    string       `json:"time"` // RFC 3339, UTC, truncated to the minute
+	Request RequestFacts `json:"request"`
+	Caller  Caller       `json:"caller"`
+	Signals Signals      `json:"signals"`
+}
+
+// RequestFacts describes the request without its text.
+type RequestFacts struct {
+	Model                 string   `json:"model"` // the logical model the client named
+	Stream                bool     `json:"stream"`
+	MaxTokens             int      `json:"max_tokens"` // 0 when the client set none
+	MessageCount          int      `json:"message_count"`
+	Roles                 []string `json:"roles"`
+	EstimatedPromptTokens int      `json:"estimated_prompt_tokens"`
+}
+
+// Caller is who sent the request.
+type Caller struct {
+	Tenant     string            `json:"tenant"`
+	User       string            `json:"user"` // pseudonymised
+	Cohort     string            `json:"cohort"`
+	Attributes map[string]string `json:"attributes"`
+	OverQuota  bool              `json:"over_quota"`
+}
+
+// Signals are computed from the prompt by Go extractors.
+type Signals struct {
+	PIITypes       []string `json:"pii_types"`       // sorted, unique: email, phone, card
+	Topics         []string `json:"topics"`          // sorted, unique names of matched trial topics
+	InjectionScore float64  `json:"injection_score"` // 0..1
+	Language       string   `json:"language"`        // en, zh, or und
+}
+
+// Decision is the typed result of one evaluation.
+type Decision struct {
+	Allow       bool        `json:"allow"`
+	Reasons     []Reason    `json:"reasons"`
+	Route       string      `json:"route"` // "" (rollout decides), "candidate" or "baseline"
+	Obligations Obligations `json:"obligations"`
+	FailMode    string      `json:"fail_mode"` // "open" or "closed"
+	// Revision is the policy revision (content hash) that made the decision.
+	Revision string `json:"-"`
+	// EvalMicros is the time the evaluation took.
+	EvalMicros int64 `json:"-"`
+}
+
+// Reason is a stable code and a human sentence.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Obligations are duties the gateway carries out for an allowed request.
+type Obligations struct {
+	RedactPIIInStorage bool   `json:"redact_pii_in_storage"`
+	MaxTokens          int    `json:"max_tokens"` // 0: no cap
+	Notice             string `json:"notice"`     // disclosure text to add to the answer
+	LogLevel           string `json:"log_level"`
+}
+
+// Fail modes.
+const (
+	FailOpen   = "open"
+	FailClosed = "closed"
+)

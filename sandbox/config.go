@@ -1,0 +1,353 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/stagegate/stagegate/deploy"
+	"github.com/stagegate/stagegate/events"
+	"github.com/stagegate/stagegate/gateway"
+	"github.com/stagegate/stagegate/policies"
+)
+
+// Defaults for Config.
+const (
+	DefaultAddr          = gateway.DefaultAddr
+	DefaultAdminAddr     = "127.0.0.1:8081"
+	DefaultDataDir       = "./.stagegate"
+	DefaultMaxConfigSize = 1 << 20
+	DefaultShutdown      = 30 * time.Second
+)
+
+// Config is the whole sandbox configuration, as read from YAML (see
+// examples/stagegate.yaml). Flags override the listen addresses and data dir.
+type Config struct {
+	// DataDir holds the JetStream store, the SQLite incident store and the
+	// pseudonymisation secret.
+	DataDir string `yaml:"data_dir"`
+	// Gateway is the OpenAI-compatible listener.
+	Gateway GatewayConfig `yaml:"gateway"`
+	// Admin is the admin API listener.
+	Admin AdminConfig `yaml:"admin"`
+	// NATS configures the embedded server.
+	NATS NATSConfig `yaml:"nats"`
+	// Monitors configures the monitor runner.
+	Monitors MonitorsConfig `yaml:"monitors"`
+	// Simulators are simulated models started in-process on loopback ports; each
+	// becomes a model of the same name.
+	Simulators []SimulatorConfig `yaml:"simulators"`
+	// Models are external OpenAI-compatible upstreams.
+	Models []ModelConfig `yaml:"models"`
+	// Trials define who may use which models under which policy.
+	Trials []TrialConfig `yaml:"trials"`
+	// Keys are pilot API keys, stored as SHA-256 hashes.
+	Keys []KeyConfig `yaml:"keys"`
+	// ShutdownTimeout bounds a graceful stop (default 30s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// Demo marks a configuration seeded by Demo(); it holds demo-only secrets.
+	Demo bool `yaml:"-"`
+	// adminToken is the plain demo admin token, only in demo mode.
+	adminToken string
+}
+
+// GatewayConfig is the gateway section.
+type GatewayConfig struct {
+	// Addr is the listen address (default 127.0.0.1:8080).
+	Addr string `yaml:"addr"`
+	// MaxBodyBytes caps request bodies (default 1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// UpstreamTimeout bounds an upstream call (default 120s).
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+}
+
+// AdminConfig is the admin API section.
+type AdminConfig struct {
+	// Addr is the listen address (default 127.0.0.1:8081).
+	Addr string `yaml:"addr"`
+	// TokenSHA256 is the hex SHA-256 of the admin bearer token.
+	TokenSHA256 string `yaml:"token_sha256"`
+	// TokenEnv names an environment variable holding the admin token (used when
+	// TokenSHA256 is empty).
+	TokenEnv string `yaml:"token_env"`
+}
+
+// NATSConfig configures the embedded nats-server.
+type NATSConfig struct {
+	// Listen exposes the embedded server on host:port (e.g. 127.0.0.1:4223) for
+	// external monitors; empty keeps it in-process only.
+	Listen string `yaml:"listen"`
+	// MaxStoreBytes caps JetStream disk use (default 1 GiB).
+	MaxStoreBytes int64 `yaml:"max_store_bytes"`
+}
+
+// MonitorsConfig configures the embedded monitor runner.
+type MonitorsConfig struct {
+	// Workers is the number of concurrent message handlers (default 4).
+	Workers int `yaml:"workers"`
+	// Disabled runs no monitors in this process.
+	Disabled bool `yaml:"disabled"`
+}
+
+// SimulatorConfig is one simulated model.
+type SimulatorConfig struct {
+	// Name of the model; also the name it answers to.
+	Name string `yaml:"name"`
+	// Addr to listen on (default a random loopback port).
+	Addr string `yaml:"addr"`
+}
+
+// ModelConfig is one external upstream.
+type ModelConfig struct {
+	// Name of the model in Stagegate.
+	Name string `yaml:"name"`
+	// BaseURL of the OpenAI-compatible API, ending in /v1.
+	BaseURL string `yaml:"base_url"`
+	// UpstreamModel is the model id sent upstream (default Name).
+	UpstreamModel string `yaml:"upstream_model"`
+	// APIKeyEnv names an environment variable holding the upstream API key; the key
+	// itself never appears in the config.
+	APIKeyEnv string `yaml:"api_key_env"`
+	// Timeout bounds one call (default the gateway's upstream timeout).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// TrialConfig is one trial.
+type TrialConfig struct {
+	// ID is the trial id (letters, digits, '-', '_').
+	ID string `yaml:"id"`
+	// LogicalModel is the model name clients use.
+	LogicalModel string `yaml:"logical_model"`
+	// Candidate is the model under trial.
+	Candidate string `yaml:"candidate"`
+	// Baseline is the model everyone else gets.
+	Baseline string `yaml:"baseline"`
+	// Stage is the rollout stage (shadow, canary, pilot, general; default canary).
+	Stage string `yaml:"stage"`
+	// CandidatePercent is the share of users on the candidate, 0-100.
+	CandidatePercent float64 `yaml:"candidate_percent"`
+	// Policy is the folder of the trial's Rego policy and data; "builtin:demo" is
+	// the demo policy compiled into the binary.
+	Policy string `yaml:"policy"`
+	// Query is the policy rule to evaluate (default data.stagegate.decision).
+	Query string `yaml:"query"`
+	// FailMode is what happens when the policy cannot decide: open or closed (default).
+	FailMode string `yaml:"fail_mode"`
+	// Topics are keyword lists; the policy sees which topics a prompt matched.
+	Topics map[string][]string `yaml:"topics"`
+}
+
+// KeyConfig is one pilot API key.
+type KeyConfig struct {
+	// Name identifies the key in logs and records (never the key itself).
+	Name string `yaml:"name"`
+	// SHA256 is the hex SHA-256 of the key.
+	SHA256 string `yaml:"sha256"`
+	// Trial the key belongs to.
+	Trial string `yaml:"trial"`
+	// Tenant (the company or app) using the key.
+	Tenant string `yaml:"tenant"`
+	// Cohort of the key's users.
+	Cohort string `yaml:"cohort"`
+	// Attributes of the key's users, visible to the policy.
+	Attributes map[string]string `yaml:"attributes"`
+}
+
+// Load reads a YAML configuration file; unknown fields are errors.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, DefaultMaxConfigSize+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(raw) > DefaultMaxConfigSize {
+		return Config{}, fmt.Errorf("config %s: larger than %d bytes", path, DefaultMaxConfigSize)
+	}
+	return Parse(path, raw)
+}
+
+// Parse decodes YAML configuration; name is used in error messages.
+func Parse(name string, raw []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Gateway.Addr == "" {
+		c.Gateway.Addr = DefaultAddr
+	}
+	if c.Admin.Addr == "" {
+		c.Admin.Addr = DefaultAdminAddr
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdown
+	}
+	for i := range c.Trials {
+		if c.Trials[i].Stage == "" {
+			c.Trials[i].Stage = deploy.StageCanary
+		}
+		if c.Trials[i].FailMode == "" {
+			c.Trials[i].FailMode = policies.FailClosed
+		}
+		if c.Trials[i].LogicalModel == "" {
+			c.Trials[i].LogicalModel = c.Trials[i].ID
+		}
+	}
+	return c
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for _, a := range []struct{ name, addr string }{{"gateway.addr", c.Gateway.Addr}, {"admin.addr", c.Admin.Addr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			add("%s %q: %v", a.name, a.addr, err)
+		}
+	}
+	if c.NATS.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
+			add("nats.listen %q: %v", c.NATS.Listen, err)
+		}
+	}
+	if !c.Demo && c.Admin.TokenSHA256 == "" && c.Admin.TokenEnv == "" {
+		add("admin: set token_sha256 or token_env (the admin API needs a token)")
+	}
+	if c.Admin.TokenSHA256 != "" && !isSHA256Hex(c.Admin.TokenSHA256) {
+		add("admin.token_sha256: must be 64 hex digits")
+	}
+	models := map[string]bool{}
+	for i, s := range c.Simulators {
+		if err := events.CheckToken(fmt.Sprintf("simulators[%d].name", i), s.Name); err != nil {
+			errs = append(errs, err)
+		}
+		if models[s.Name] {
+			add("simulators[%d]: model %q defined twice", i, s.Name)
+		}
+		models[s.Name] = true
+	}
+	for i, m := range c.Models {
+		if err := events.CheckToken(fmt.Sprintf("models[%d].name", i), m.Name); err != nil {
+			errs = append(errs, err)
+		}
+		if models[m.Name] {
+			add("models[%d]: model %q defined twice", i, m.Name)
+		}
+		models[m.Name] = true
+		if u, err := url.Parse(m.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("models[%d].base_url %q: want an http(s) URL ending in /v1", i, m.BaseURL)
+		}
+		if m.Timeout < 0 {
+			add("models[%d].timeout: must not be negative", i)
+		}
+	}
+	trials := map[string]bool{}
+	for i, t := range c.Trials {
+		where := fmt.Sprintf("trials[%d] (%s)", i, t.ID)
+		if err := events.CheckToken(where+".id", t.ID); err != nil {
+			errs = append(errs, err)
+		}
+		if trials[t.ID] {
+			add("%s: trial defined twice", where)
+		}
+		trials[t.ID] = true
+		for _, m := range []struct{ field, name string }{{"candidate", t.Candidate}, {"baseline", t.Baseline}} {
+			if !models[m.name] {
+				add("%s.%s: model %q is not defined under models or simulators", where, m.field, m.name)
+			}
+		}
+		if t.CandidatePercent < 0 || t.CandidatePercent > 100 {
+			add("%s.candidate_percent %v: want 0-100", where, t.CandidatePercent)
+		}
+		switch t.Stage {
+		case deploy.StageShadow, deploy.StageCanary, deploy.StagePilot, deploy.StageGeneral:
+		default:
+			add("%s.stage %q: want shadow, canary, pilot or general", where, t.Stage)
+		}
+		if t.FailMode != policies.FailOpen && t.FailMode != policies.FailClosed {
+			add("%s.fail_mode %q: want open or closed", where, t.FailMode)
+		}
+		if t.Policy == "" {
+			add("%s.policy: required (a policy folder, or builtin:demo)", where)
+		}
+	}
+	for i, k := range c.Keys {
+		if k.Name == "" {
+			add("keys[%d].name: required", i)
+		}
+		if !isSHA256Hex(k.SHA256) {
+			add("keys[%d] (%s).sha256: must be 64 hex digits (sha256 of the key)", i, k.Name)
+		}
+		if !trials[k.Trial] {
+			add("keys[%d] (%s).trial %q: no such trial", i, k.Name, k.Trial)
+		}
+		if k.Tenant == "" {
+			add("keys[%d] (%s).tenant: required", i, k.Name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// Demo keys, printed at start in demo mode. They are public: demo only.
+const (
+	DemoPilotKey  = "sg-demo-pilot"
+	DemoAdminKey  = "sg-demo-admin"
+	DemoTrial     = "demo"
+	DemoCandidate = "demo-candidate"
+	DemoBaseline  = "demo-baseline"
+)
+
+// Demo returns the demo configuration `up` uses without --config: trial demo
+// routing half its users to a simulated candidate and half to a simulated
+// baseline, under the built-in demo policy.
+func Demo() Config {
+	return Config{
+		Demo:       true,
+		adminToken: DemoAdminKey,
+		Admin:      AdminConfig{TokenSHA256: gateway.HashKey(DemoAdminKey)},
+		Simulators: []SimulatorConfig{{Name: DemoCandidate}, {Name: DemoBaseline}},
+		Trials: []TrialConfig{{
+			ID: DemoTrial, LogicalModel: DemoTrial, Candidate: DemoCandidate, Baseline: DemoBaseline,
+			Stage: deploy.StageCanary, CandidatePercent: 50, Policy: "builtin:demo", FailMode: policies.FailClosed,
+			Topics: map[string][]string{
+				"weapons":        {"build a bomb", "make a weapon", "制造炸弹"},
+				"medical_dosing": {"insulin dose", "overdose", "dosage", "剂量"},
+			},
+		}},
+		Keys: []KeyConfig{{Name: "demo-pilot", SHA256: gateway.HashKey(DemoPilotKey), Trial: DemoTrial, Tenant: "demo-company", Cohort: "pilot"}},
+	}
+}

@@ -1,0 +1,375 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stagegate/stagegate/deploy"
+	"github.com/stagegate/stagegate/events"
+	"github.com/stagegate/stagegate/gateway"
+	"github.com/stagegate/stagegate/incidents"
+	"github.com/stagegate/stagegate/internal/clock"
+	"github.com/stagegate/stagegate/monitors"
+	"github.com/stagegate/stagegate/monitors/pii"
+	"github.com/stagegate/stagegate/policies"
+	"github.com/stagegate/stagegate/sandbox/sim"
+)
+
+// Deps are what the sandbox takes from outside.
+type Deps struct {
+	// Logger for every component; nil discards.
+	Logger *slog.Logger
+	// Clock; nil is the wall clock.
+	Clock clock.Clock
+	// Env looks up environment variables (API keys by reference); nil uses os.Getenv.
+	Env func(string) string
+}
+
+// Sandbox is the whole system in one process.
+type Sandbox struct {
+	cfg Config
+	log *slog.Logger
+	clk clock.Clock
+	env func(string) string
+
+	mu        sync.Mutex
+	started   bool
+	ns        *server.Server
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	store     *incidents.SQLiteStore
+	sims      []*sim.Server
+	publisher *events.Publisher
+	gw        *gateway.Gateway
+	runner    *monitors.Runner
+	admin     *adminServer
+	metrics   *metricsRegistry
+}
+
+// New validates the configuration; nothing starts until Start.
+func New(cfg Config, deps Deps) (*Sandbox, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	s := &Sandbox{cfg: cfg, log: deps.Logger, clk: clock.OrReal(deps.Clock), env: deps.Env}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.env == nil {
+		s.env = os.Getenv
+	}
+	return s, nil
+}
+
+// Start brings every part up in dependency order; on failure it stops what it started.
+func (s *Sandbox) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("sandbox already started")
+	}
+	defer func() {
+		if err != nil {
+			s.stopLocked(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	secret, err := loadSecret(filepath.Join(s.cfg.DataDir, "secret"))
+	if err != nil {
+		return err
+	}
+	if err := s.startBus(ctx); err != nil {
+		return err
+	}
+	if s.store, err = incidents.OpenSQLite(ctx, filepath.Join(s.cfg.DataDir, "stagegate.db"), s.clk); err != nil {
+		return fmt.Errorf("incident store: %w", err)
+	}
+	upstreams, err := s.startModels(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.startGateway(ctx, upstreams, secret); err != nil {
+		return err
+	}
+	if !s.cfg.Monitors.Disabled {
+		if err := s.startMonitors(ctx); err != nil {
+			return err
+		}
+	}
+	if err := s.startAdmin(ctx); err != nil {
+		return err
+	}
+	s.started = true
+	return nil
+}
+
+// startBus starts the embedded nats-server and creates the streams idempotently.
+func (s *Sandbox) startBus(ctx context.Context) error {
+	ns, nc, err := startNATS(s.cfg.DataDir, s.cfg.NATS.Listen, s.cfg.NATS.MaxStoreBytes)
+	if err != nil {
+		return err
+	}
+	s.ns, s.nc = ns, nc
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(events.DefaultMaxPending))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	s.js = js
+	return events.EnsureStreams(ctx, js, events.StreamOptions{Replicas: 1})
+}
+
+// startModels starts the simulators and collects every upstream by name.
+func (s *Sandbox) startModels(ctx context.Context) (map[string]*gateway.Upstream, error) {
+	ups := make(map[string]*gateway.Upstream, len(s.cfg.Simulators)+len(s.cfg.Models))
+	for _, sc := range s.cfg.Simulators {
+		srv, err := sim.New(sim.Config{Addr: sc.Addr, Models: []string{sc.Name}})
+		if err != nil {
+			return nil, fmt.Errorf("simulator %s: %w", sc.Name, err)
+		}
+		if err := srv.Start(ctx); err != nil {
+			return nil, fmt.Errorf("simulator %s: %w", sc.Name, err)
+		}
+		s.sims = append(s.sims, srv)
+		ups[sc.Name] = &gateway.Upstream{Name: sc.Name, BaseURL: srv.URL()}
+	}
+	for _, m := range s.cfg.Models {
+		u := &gateway.Upstream{Name: m.Name, BaseURL: strings.TrimRight(m.BaseURL, "/"), Model: m.UpstreamModel, Timeout: m.Timeout}
+		if m.APIKeyEnv != "" {
+			if u.APIKey = s.env(m.APIKeyEnv); u.APIKey == "" {
+				return nil, fmt.Errorf("model %s: environment variable %s is empty", m.Name, m.APIKeyEnv)
+			}
+		}
+		ups[m.Name] = u
+	}
+	return ups, nil
+}
+
+// startGateway compiles each trial's policy once, builds the assigner and key
+// table, and opens the gateway listener.
+func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upstream, secret []byte) error {
+	trials := make(map[string]*gateway.Trial, len(s.cfg.Trials))
+	plans := make([]deploy.Plan, 0, len(s.cfg.Trials))
+	for _, tc := range s.cfg.Trials {
+		pfs, err := policyFS(tc.Policy)
+		if err != nil {
+			return fmt.Errorf("trial %s: %w", tc.ID, err)
+		}
+		eng, err := policies.New(ctx, policies.Config{FS: pfs, Query: tc.Query})
+		if err != nil {
+			return fmt.Errorf("trial %s policy: %w", tc.ID, err)
+		}
+		ext, err := policies.NewExtractor(policies.Topics(tc.Topics))
+		if err != nil {
+			return fmt.Errorf("trial %s topics: %w", tc.ID, err)
+		}
+		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Decider: eng, Extractor: ext}
+		plans = append(plans, deploy.Plan{
+			Trial: tc.ID, Candidate: tc.Candidate, Baseline: tc.Baseline, Stage: tc.Stage,
+			CandidateWeight: int(tc.CandidatePercent * deploy.WeightScale / 100),
+		})
+		s.log.Info("trial loaded", "trial", tc.ID, "policy", tc.Policy, "revision", eng.Revision())
+	}
+	assigner, err := deploy.NewAssigner(plans)
+	if err != nil {
+		return err
+	}
+	byHash := make(map[string]gateway.Principal, len(s.cfg.Keys))
+	for _, k := range s.cfg.Keys {
+		byHash[strings.ToLower(k.SHA256)] = gateway.Principal{KeyID: k.Name, Trial: k.Trial, Tenant: k.Tenant, Cohort: k.Cohort, Attributes: k.Attributes}
+	}
+	keys, err := gateway.NewKeys(byHash)
+	if err != nil {
+		return err
+	}
+	if s.publisher, err = events.NewPublisher(events.PublisherConfig{}, events.PublisherDeps{JS: s.js, Logger: s.log}); err != nil {
+		return err
+	}
+	if err := s.publisher.Start(ctx); err != nil {
+		return err
+	}
+	s.gw, err = gateway.New(gateway.Config{
+		Addr: s.cfg.Gateway.Addr, MaxBodyBytes: s.cfg.Gateway.MaxBodyBytes, UpstreamTimeout: s.cfg.Gateway.UpstreamTimeout,
+	}, gateway.Deps{
+		Keys: keys, Trials: trials, Upstreams: ups, Assigner: assignerAdapter{assigner},
+		Publisher: s.publisher, Pseudonymize: pseudonymizer(secret), Clock: s.clk, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	return s.gw.Start(ctx)
+}
+
+func (s *Sandbox) startMonitors(ctx context.Context) error {
+	piiDetector, err := pii.New(pii.Config{})
+	if err != nil {
+		return err
+	}
+	// MaxDeliver -1: a store or bus outage must never drop an interaction after a
+	// few retries; malformed payloads are terminated by the runner instead.
+	r, err := monitors.New(monitors.Config{Workers: s.cfg.Monitors.Workers, MaxDeliver: -1}, monitors.Deps{
+		JS: s.js, Store: s.store, Detectors: []monitors.Detector{piiDetector}, Clock: s.clk, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.runner = r
+	return r.Start(ctx)
+}
+
+// policyFS resolves a trial's policy reference.
+func policyFS(ref string) (fs.FS, error) {
+	if name, ok := strings.CutPrefix(ref, "builtin:"); ok {
+		sub, err := fs.Sub(policies.Builtin(), "rego/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("built-in policy %q: %w", name, err)
+		}
+		if _, err := fs.Stat(sub, "."); err != nil {
+			return nil, fmt.Errorf("built-in policy %q does not exist", name)
+		}
+		return sub, nil
+	}
+	st, err := os.Stat(ref)
+	if err != nil {
+		return nil, fmt.Errorf("policy folder: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("policy %s: not a folder", ref)
+	}
+	return policies.LoadDir(ref), nil
+}
+
+// Stop stops every part in reverse order: no new requests, in-flight ones finish,
+// queued interactions are flushed to JetStream, monitors finish their messages,
+// then the store and the bus close.
+func (s *Sandbox) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopLocked(ctx)
+}
+
+func (s *Sandbox) stopLocked(ctx context.Context) error {
+	var errs []error
+	if s.gw != nil {
+		errs = append(errs, s.gw.Stop(ctx))
+		s.gw = nil
+	}
+	if s.publisher != nil {
+		errs = append(errs, s.publisher.Stop(ctx))
+		s.publisher = nil
+	}
+	if s.runner != nil {
+		errs = append(errs, s.runner.Stop(ctx))
+		s.runner = nil
+	}
+	if s.admin != nil {
+		errs = append(errs, s.admin.Stop(ctx))
+		s.admin = nil
+	}
+	for _, srv := range s.sims {
+		errs = append(errs, srv.Stop(ctx))
+	}
+	s.sims = nil
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+		s.store = nil
+	}
+	if s.nc != nil {
+		_ = s.nc.Drain()
+		s.nc.Close()
+		s.nc = nil
+	}
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		s.ns = nil
+	}
+	s.started = false
+	return errors.Join(errs...)
+}
+
+// Run starts the sandbox, serves until ctx ends, then stops it within the
+// configured shutdown timeout.
+func (s *Sandbox) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return s.Stop(stopCtx)
+}
+
+// GatewayAddr is the gateway's bound address (after Start).
+func (s *Sandbox) GatewayAddr() string { return s.gw.Addr() }
+
+// AdminAddr is the admin API's bound address (after Start).
+func (s *Sandbox) AdminAddr() string { return s.admin.Addr() }
+
+// Config returns the effective configuration.
+func (s *Sandbox) Config() Config { return s.cfg }
+
+// assignerAdapter lets the gateway use deploy.Assigner without importing deploy.
+type assignerAdapter struct{ a *deploy.Assigner }
+
+func (a assignerAdapter) Assign(trial, user string) (gateway.Assignment, bool) {
+	x, ok := a.a.Assign(trial, user)
+	return gateway.Assignment(x), ok
+}
+
+func (a assignerAdapter) Route(trial, route string) (string, bool) { return a.a.Route(trial, route) }
+
+var _ gateway.Assigner = assignerAdapter{}
+
+// pseudonymizer keys an HMAC with the installation's secret, so pseudonyms are
+// stable across restarts but cannot be reversed or recomputed without the secret.
+func pseudonymizer(secret []byte) func(tenant, user string) string {
+	return func(tenant, user string) string {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(tenant))
+		m.Write([]byte{0})
+		m.Write([]byte(user))
+		var sum [sha256.Size]byte
+		return "u_" + hex.EncodeToString(m.Sum(sum[:0])[:12])
+	}
+}
+
+// loadSecret reads the installation secret, creating it on first start.
+func loadSecret(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		secret, derr := hex.DecodeString(strings.TrimSpace(string(raw)))
+		if derr != nil || len(secret) < 16 {
+			return nil, fmt.Errorf("secret %s is corrupt; delete it only if you accept new pseudonyms for every user", path)
+		}
+		return secret, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	return secret, nil
+}
