@@ -10,11 +10,11 @@ ARGS    ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: ## start the whole sandbox embedded with the demo trial (ARGS="--config f.yaml" to pass flags)
-	$(GO) run ./cmd/stagegate up $(ARGS)
+run: build ## start the whole sandbox embedded with the demo trial (ARGS="--config f.yaml" to pass flags)
+	./$(BIN) up $(ARGS)
 
 build: ## build bin/stagegate
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/stagegate
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/stagegate
 
 test: check-deps ## run every test against real parts (embedded NATS JetStream, OPA, SQLite)
 	$(GO) test -count=1 -timeout 8m ./...

@@ -101,7 +101,11 @@ func TestPayloadsMatchTheirSchemas(t *testing.T) {
 }
 
 func TestDecodeInteraction(t *testing.T) {
-	good, _ := json.Marshal(func() *events.Interaction { in := sampleInteraction("int_1"); in.Schema = events.SchemaInteraction; return in }())
+	good, _ := json.Marshal(func() *events.Interaction {
+		in := sampleInteraction("int_1")
+		in.Schema = events.SchemaInteraction
+		return in
+	}())
 	if in, err := events.DecodeInteraction(good); err != nil || in.ID != "int_1" || in.Response.Content != "hello" {
 		t.Fatalf("good payload: %v %+v", err, in)
 	}
@@ -139,7 +143,11 @@ func TestDecodeFindingRejectsMalformed(t *testing.T) {
 }
 
 func FuzzDecodeInteraction(f *testing.F) {
-	good, _ := json.Marshal(func() *events.Interaction { in := sampleInteraction("int_1"); in.Schema = events.SchemaInteraction; return in }())
+	good, _ := json.Marshal(func() *events.Interaction {
+		in := sampleInteraction("int_1")
+		in.Schema = events.SchemaInteraction
+		return in
+	}())
 	f.Add(good)
 	f.Add([]byte(`{"schema":"stagegate.interaction.v1"}`))
 	f.Add([]byte(`[]`))

@@ -1,6 +1,9 @@
 package events
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Schema identifiers carried in every payload's "schema" field. A breaking change to
 // a payload gets a new version; readers check the field before decoding further.
@@ -88,6 +91,13 @@ type Decision struct {
 	Obligations    Obligations `json:"obligations"`
 	PolicyRevision string      `json:"policy_revision"`
 	EvalMicros     int64       `json:"eval_us"`
+	// Input is the policy input (canonical JSON of stagegate.policy.input.v1), so a
+	// replay can re-evaluate exactly what the policy saw.
+	Input json.RawMessage `json:"input,omitempty"`
+	// InputHash identifies Input (and keys the decision memo).
+	InputHash string `json:"input_hash,omitempty"`
+	// MemoHit is true when the decision came from the memo, not a fresh evaluation.
+	MemoHit bool `json:"memo_hit,omitempty"`
 }
 
 // Reason is a stable code and a human sentence.

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/stagegate/stagegate/events"
@@ -64,17 +66,22 @@ const pilotKey = "sg-test-key"
 
 func newGateway(t *testing.T, upstreamTimeout time.Duration) (*httptest.Server, *recorder) {
 	t.Helper()
+	sub, err := fs.Sub(policies.Builtin(), "rego/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newGatewayWithPolicy(t, upstreamTimeout, sub)
+}
+
+func newGatewayWithPolicy(t *testing.T, upstreamTimeout time.Duration, policy fs.FS) (*httptest.Server, *recorder) {
+	t.Helper()
 	s, err := sim.New(sim.Config{Models: []string{"cand", "base"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	up := httptest.NewServer(s.Handler())
 	t.Cleanup(up.Close)
-	sub, err := fs.Sub(policies.Builtin(), "rego/demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := policies.New(context.Background(), policies.Config{FS: sub})
+	eng, err := policies.New(context.Background(), policies.Config{FS: policy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,5 +274,53 @@ func TestModelsListsOnlyTheTrialsModel(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"id":"demo"`) || strings.Contains(string(b), "cand") {
 		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+}
+
+const noticePolicy = `package stagegate
+
+decision := {
+	"allow": true,
+	"reasons": [],
+	"route": "",
+	"obligations": {"redact_pii_in_storage": false, "max_tokens": 0, "notice": "You are talking to an AI model under trial.", "log_level": "info"},
+	"fail_mode": "closed",
+}
+`
+
+func TestDisclosureNoticeLeadsTheAnswer(t *testing.T) {
+	srv, rec := newGatewayWithPolicy(t, 5*time.Second, fstest.MapFS{"policy.rego": {Data: []byte(noticePolicy)}})
+	const notice = "You are talking to an AI model under trial.\n\n"
+
+	_, body := post(t, srv.URL, pilotKey, `{"model":"demo","messages":[{"role":"user","content":"hello"}]}`)
+	var c struct {
+		Choices []struct{ Message struct{ Content string } }
+	}
+	if err := json.Unmarshal([]byte(body), &c); err != nil || len(c.Choices) != 1 || !strings.HasPrefix(c.Choices[0].Message.Content, notice) {
+		t.Fatalf("answer %s", body)
+	}
+	if in := rec.last(t); !strings.HasPrefix(in.Response.Content, notice) {
+		t.Fatalf("recorded content %q lacks the notice", in.Response.Content)
+	}
+
+	_, body = post(t, srv.URL, pilotKey, `{"model":"demo","stream":true,"messages":[{"role":"user","content":"[sim:tokens=3]"}]}`)
+	var joined strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var ch struct {
+			Choices []struct{ Delta struct{ Content string } }
+		}
+		if err := json.Unmarshal([]byte(data), &ch); err != nil {
+			t.Fatalf("chunk %q: %v", data, err)
+		}
+		for _, c := range ch.Choices {
+			joined.WriteString(c.Delta.Content)
+		}
+	}
+	if !strings.HasPrefix(joined.String(), notice) || len(joined.String()) <= len(notice) {
+		t.Fatalf("streamed %q", joined.String())
 	}
 }

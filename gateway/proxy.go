@@ -111,6 +111,13 @@ func (g *Gateway) proxy(x *exchange) error {
 	if int64(len(body)) > g.cfg.MaxResponseBytes {
 		return Error(http.StatusBadGateway, fmt.Errorf("%w: model %s answered more than %d bytes", ErrUpstream, x.upstream.Name, g.cfg.MaxResponseBytes))
 	}
+	if n := x.decision.Obligations.Notice; n != "" {
+		if nb, err := withNotice(body, n); err == nil {
+			body = nb
+		} else {
+			g.log.Warn("disclosure notice not added", "interaction", x.in.ID, "err", err)
+		}
+	}
 	h := x.w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -177,19 +184,27 @@ func (g *Gateway) stream(x *exchange) error {
 	var capture bytes.Buffer // data payloads, one per line, parsed after the client is served
 	br := bufio.NewReaderSize(resp.Body, 32<<10)
 	done, pending := false, false
+	notice := x.decision.Obligations.Notice
 	var readErr error
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
-			if _, werr := x.w.Write(line); werr != nil {
-				return fmt.Errorf("write stream: %w", context.Canceled)
-			}
-			pending = true
-			if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			data, isData := bytes.CutPrefix(line, []byte("data:"))
+			if isData {
 				data = bytes.TrimSpace(data)
-				if string(data) == "[DONE]" {
-					done = true
-				} else if capture.Len()+len(data) < maxCapture {
+				isDone := string(data) == "[DONE]"
+				done = done || isDone
+				if notice != "" && !isDone {
+					// The notice goes ahead of the model's first chunk.
+					ev := noticeChunk(data, notice)
+					notice = ""
+					if _, werr := x.w.Write(ev); werr != nil {
+						return fmt.Errorf("write stream: %w", context.Canceled)
+					}
+					capture.Write(bytes.TrimSpace(ev[len("data: "):]))
+					capture.WriteByte('\n')
+				}
+				if !isDone && capture.Len()+len(data) < maxCapture {
 					if x.in.Latency.FirstTokenMS == 0 {
 						x.in.Latency.FirstTokenMS = ms(g.clk.Now().Sub(x.start))
 					}
@@ -197,6 +212,10 @@ func (g *Gateway) stream(x *exchange) error {
 					capture.WriteByte('\n')
 				}
 			}
+			if _, werr := x.w.Write(line); werr != nil {
+				return fmt.Errorf("write stream: %w", context.Canceled)
+			}
+			pending = true
 			// A blank line ends an event: send it now.
 			if len(bytes.TrimSpace(line)) == 0 && pending {
 				if ferr := rc.Flush(); ferr != nil {

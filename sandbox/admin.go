@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,12 +83,21 @@ func (a *adminServer) Stop(ctx context.Context) error { return a.srv.Shutdown(ct
 
 func (a *adminServer) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", a.s.metrics.handler)
 	mux.Handle("GET /api/v1/incidents", a.auth(a.listIncidents))
 	mux.Handle("GET /api/v1/incidents/{id}", a.auth(a.getIncident))
 	mux.Handle("GET /api/v1/interactions/{id}", a.auth(a.getInteraction))
+	if a.s.cfg.Admin.Pprof {
+		mux.Handle("/debug/pprof/", a.auth(pprof.Index)) // named profiles: heap, allocs, goroutine, ...
+		mux.Handle("/debug/pprof/cmdline", a.auth(pprof.Cmdline))
+		mux.Handle("/debug/pprof/profile", a.auth(pprof.Profile))
+		mux.Handle("/debug/pprof/symbol", a.auth(pprof.Symbol))
+		mux.Handle("/debug/pprof/trace", a.auth(pprof.Trace))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

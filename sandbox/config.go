@@ -78,6 +78,9 @@ type AdminConfig struct {
 	// TokenEnv names an environment variable holding the admin token (used when
 	// TokenSHA256 is empty).
 	TokenEnv string `yaml:"token_env"`
+	// Pprof serves Go's runtime profiles under /debug/pprof/ (behind the admin
+	// token), for profiling under load; off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // NATSConfig configures the embedded nats-server.

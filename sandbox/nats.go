@@ -43,6 +43,9 @@ func startNATS(dataDir, listen string, maxStore int64) (*server.Server, *nats.Co
 		if err != nil {
 			return nil, nil, fmt.Errorf("nats listen %q: bad port", listen)
 		}
+		if p == 0 {
+			p = server.RANDOM_PORT // "host:0" picks a free port, as for the other listeners
+		}
 		opts.Host, opts.Port = host, p
 	}
 	ns, err := server.NewServer(opts)

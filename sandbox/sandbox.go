@@ -323,6 +323,17 @@ func (s *Sandbox) GatewayAddr() string { return s.gw.Addr() }
 // AdminAddr is the admin API's bound address (after Start).
 func (s *Sandbox) AdminAddr() string { return s.admin.Addr() }
 
+// NATSURL is the client URL of the embedded NATS server when nats.listen exposes
+// it (after Start; the bound port when listen asked for port 0), else "".
+func (s *Sandbox) NATSURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ns == nil || s.cfg.NATS.Listen == "" {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
 // Config returns the effective configuration.
 func (s *Sandbox) Config() Config { return s.cfg }
 

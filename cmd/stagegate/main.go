@@ -1,5 +1,6 @@
 // Command stagegate runs the Stagegate regulatory sandbox: flags → config →
-// sandbox.New → Run(ctx). Each sub-command is one role or tool.
+// sandbox.New → Run(ctx). Each sub-command is one role or tool, registered by its
+// own file with register().
 package main
 
 import (
@@ -10,27 +11,64 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `stagegate — a regulatory sandbox for staged LLM deployment and risk monitoring
+// command is one sub-command.
+type command struct {
+	name    string
+	summary string // one line for the command list
+	order   int    // position in the list
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
 
-Usage:
-  stagegate <command> [flags]
+var commands = map[string]command{}
 
-Commands:
-  up        run the whole sandbox in one process: embedded NATS JetStream, policies,
-            incident store, simulated models, gateway, monitors and admin API
-            (without --config: a demo trial with demo-only keys)
-  sim       run the OpenAI-compatible model simulator alone
-  version   print the version
-  help      show this help, or 'stagegate help <command>'
+// register adds a sub-command; each command's file calls it from init.
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("stagegate: command registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
 
-Run 'stagegate <command> --help' for the flags of a command.
-`
+func init() {
+	register(command{name: "version", summary: "print the version", order: 900, run: func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+		fmt.Fprintln(stdout, "stagegate", version)
+		return nil
+	}})
+}
+
+func usage() string {
+	list := make([]command, 0, len(commands))
+	for _, c := range commands {
+		list = append(list, c)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].order != list[j].order {
+			return list[i].order < list[j].order
+		}
+		return list[i].name < list[j].name
+	})
+	var b strings.Builder
+	b.WriteString("stagegate — a regulatory sandbox for staged LLM deployment and risk monitoring\n\n")
+	b.WriteString("Usage:\n  stagegate <command> [flags]\n\nCommands:\n")
+	for _, c := range list {
+		lines := strings.Split(c.summary, "\n")
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintf(&b, "  %-10s %s\n", "", l)
+		}
+	}
+	fmt.Fprintf(&b, "  %-10s %s\n", "help", "show this help, or 'stagegate help <command>'")
+	b.WriteString("\nRun 'stagegate <command> --help' for the flags of a command.\n")
+	return b.String()
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -42,26 +80,27 @@ func main() {
 // run dispatches a sub-command and returns the exit status; ctx ends on SIGINT/SIGTERM.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
+	name, rest := args[0], args[1:]
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "up":
-		err = cmdUp(ctx, rest, stdout, stderr)
-	case "sim":
-		err = cmdSim(ctx, rest, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "stagegate", version)
+	switch name {
 	case "help", "-h", "--help", "-help":
 		if len(rest) > 0 {
 			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
 		}
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "stagegate: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprint(stdout, usage())
+		return 0
+	case "--version", "-version":
+		name = "version"
+	}
+	c, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "stagegate: unknown command %q\n\n%s", name, usage())
 		return 2
 	}
+	err = c.run(ctx, rest, stdout, stderr)
 	switch {
 	case err == nil:
 		return 0
@@ -75,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// errUsage marks a flag error already reported by the flag set.
+// errUsage marks a usage error already reported to the user.
 var errUsage = errors.New("usage")
 
 // parseFlags parses with a help text that says what the command does.

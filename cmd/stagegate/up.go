@@ -11,6 +11,11 @@ import (
 	"github.com/stagegate/stagegate/sandbox/sim"
 )
 
+func init() {
+	register(command{name: "up", order: 10, run: cmdUp, summary: "run the whole sandbox in one process: embedded NATS JetStream, policies,\nincident store, simulated models, gateway, monitors and admin API\n(without --config: a demo trial with demo-only keys)"})
+	register(command{name: "sim", order: 20, run: cmdSim, summary: "run the OpenAI-compatible model simulator alone"})
+}
+
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	addr := fs.String("addr", "", "gateway listen address (default "+sandbox.DefaultAddr+", or the config's gateway.addr)")
