@@ -39,13 +39,14 @@ type Interaction struct {
 	User         string    `json:"user"` // pseudonymised end-user id, never the raw one
 	Cohort       string    `json:"cohort,omitempty"`
 	Stage        string    `json:"stage"`
-	LogicalModel string    `json:"logical_model"`      // what the client asked for
-	Model        string    `json:"model,omitempty"`    // the concrete model that served it
-	Route        string    `json:"route,omitempty"`    // candidate | baseline
-	Status       string    `json:"status"`             // one of the Status* constants
-	HTTPStatus   int       `json:"http_status"`        // status code the client received
-	Stream       bool      `json:"stream"`             // served as server-sent events
-	Redacted     bool      `json:"redacted,omitempty"` // text was redacted before publishing
+	LogicalModel string    `json:"logical_model"`           // what the client asked for
+	Model        string    `json:"model,omitempty"`         // the concrete model that served it
+	Route        string    `json:"route,omitempty"`         // candidate | baseline
+	Status       string    `json:"status"`                  // one of the Status* constants
+	HTTPStatus   int       `json:"http_status"`             // status code the client received
+	Stream       bool      `json:"stream"`                  // served as server-sent events
+	Redacted     bool      `json:"redacted,omitempty"`      // text was redacted before publishing
+	FallbackFrom string    `json:"fallback_from,omitempty"` // the candidate that failed before the baseline answered
 	StartedAt    time.Time `json:"started_at"`
 	Request      Request   `json:"request"`
 	Response     Response  `json:"response"`

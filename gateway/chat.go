@@ -33,6 +33,7 @@ type exchange struct {
 	decision  policies.Decision
 	assign    Assignment
 	upstream  *Upstream
+	sse       bool // event-stream headers were sent (keep-alive or stream)
 	wrote     bool // bytes of the answer reached the client
 	in        *events.Interaction
 }
@@ -234,7 +235,11 @@ func (g *Gateway) finish(x *exchange, err error) {
 	if x.in.Response.Error == "" {
 		x.in.Response.Error = he.Error()
 	}
-	if !x.wrote {
+	switch {
+	case x.wrote: // the stream already ended with its own error event
+	case x.sse:
+		writeErrorEvent(x.w, he)
+	default:
 		writeError(x.w, he)
 	}
 }

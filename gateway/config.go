@@ -34,6 +34,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes idle keep-alive connections.
 	IdleTimeout time.Duration
+	// StreamKeepAlive: when a streaming request's model has not answered for this
+	// long, the gateway starts the event stream and sends an SSE comment at this
+	// interval so clients and proxies do not give up. Negative disables it.
+	StreamKeepAlive time.Duration
 }
 
 // WithDefaults fills zero fields with the defaults.
@@ -58,6 +62,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.StreamKeepAlive == 0 {
+		c.StreamKeepAlive = DefaultStreamKeepAlive
 	}
 	return c
 }

@@ -58,6 +58,9 @@ type Trial struct {
 	Decider Decider
 	// Extractor computes the prompt signals the policy sees.
 	Extractor *policies.Extractor
+	// Fallback sends a request to the baseline when the candidate fails before any
+	// answer byte reached the client (error, timeout, open circuit).
+	Fallback bool
 }
 
 // Upstream is one OpenAI-compatible model endpoint.
@@ -70,8 +73,19 @@ type Upstream struct {
 	Model string
 	// APIKey is sent as a bearer token upstream; never logged.
 	APIKey string
-	// Timeout bounds one call; 0 uses the gateway's UpstreamTimeout.
+	// Timeout bounds one call end to end; 0 uses the gateway's UpstreamTimeout.
 	Timeout time.Duration
+	// ConnectTimeout bounds opening a connection (default DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+	// FirstTokenTimeout bounds the wait for a stream's first chunk after the model
+	// answered; 0 leaves only Timeout.
+	FirstTokenTimeout time.Duration
+	// BreakerFailures is the number of consecutive failures that open the model's
+	// circuit (default DefaultBreakerFailures).
+	BreakerFailures int
+	// BreakerCooldown is how long an open circuit refuses calls before one probe
+	// (default DefaultBreakerCooldown).
+	BreakerCooldown time.Duration
 }
 
 // Principal is who an API key belongs to.

@@ -62,6 +62,8 @@ func Error(status int, err error) *HTTPError {
 		he.Type, he.Code = "server_error", "upstream_timeout"
 	case errors.Is(err, ErrUpstream):
 		he.Type, he.Code = "server_error", "upstream_error"
+	case errors.Is(err, ErrModelUnavailable):
+		he.Type, he.Code = "server_error", "model_unavailable"
 	case errors.Is(err, ErrPolicyUnavailable):
 		he.Type, he.Code = "server_error", "policy_unavailable"
 	case errors.Is(err, ErrMethod):
@@ -93,6 +95,15 @@ type errorDetail struct {
 	Type    string  `json:"type"`
 	Param   *string `json:"param"`
 	Code    string  `json:"code"`
+}
+
+// writeErrorEvent ends an event stream with an error in the shape OpenAI SDKs raise.
+func writeErrorEvent(w http.ResponseWriter, he *HTTPError) {
+	ev, _ := json.Marshal(errorBody{Error: errorDetail{Message: he.Error(), Type: he.Type, Code: he.Code}})
+	_, _ = w.Write([]byte("data: "))
+	_, _ = w.Write(ev)
+	_, _ = w.Write([]byte("\n\n"))
+	_ = http.NewResponseController(w).Flush()
 }
 
 // writeError sends err as an OpenAI error object. Errors that are not *HTTPError

@@ -49,23 +49,42 @@ type Stats struct {
 	UpstreamErrors uint64
 	PublishErrors  uint64
 	Streams        uint64
+	Fallbacks      uint64 // requests the baseline served after the candidate failed
+}
+
+// BreakerStatus is one model's circuit breaker.
+type BreakerStatus struct {
+	State  string // closed, open, half_open
+	Opened uint64 // times it opened
+}
+
+// Breakers returns every model's circuit breaker state.
+func (g *Gateway) Breakers() map[string]BreakerStatus {
+	out := make(map[string]BreakerStatus, len(g.breakers))
+	for name, b := range g.breakers {
+		st, n := b.snapshot()
+		out[name] = BreakerStatus{State: st, Opened: n}
+	}
+	return out
 }
 
 // Gateway serves the OpenAI-compatible API.
 type Gateway struct {
-	cfg    Config
-	d      Deps
-	clk    clock.Clock
-	rnd    func() uint64
-	log    *slog.Logger
-	client *http.Client
-	models map[string][]byte // trial id -> encoded GET /v1/models answer
+	cfg      Config
+	d        Deps
+	clk      clock.Clock
+	rnd      func() uint64
+	log      *slog.Logger
+	client   *http.Client
+	clients  map[string]*http.Client // per model, when it has its own connect timeout
+	breakers map[string]*breaker     // per model; the maps are read-only after New
+	models   map[string][]byte       // trial id -> encoded GET /v1/models answer
 
 	mu   sync.Mutex
 	srv  *http.Server
 	addr net.Addr
 
-	requests, ok, denied, clientErrors, upstreamErrors, publishErrors, streams atomic.Uint64
+	requests, ok, denied, clientErrors, upstreamErrors, publishErrors, streams, fallbacks atomic.Uint64
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -111,9 +130,17 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	tr := d.Transport
 	if tr == nil {
-		tr = newTransport()
+		tr = newTransport(DefaultConnectTimeout)
 	}
 	g.client = &http.Client{Transport: tr}
+	g.clients = make(map[string]*http.Client)
+	g.breakers = make(map[string]*breaker, len(d.Upstreams))
+	for name, u := range d.Upstreams {
+		g.breakers[name] = newBreaker(u.BreakerFailures, u.BreakerCooldown, g.clk)
+		if u.ConnectTimeout > 0 && d.Transport == nil {
+			g.clients[name] = &http.Client{Transport: newTransport(u.ConnectTimeout)}
+		}
+	}
 	g.models = make(map[string][]byte, len(d.Trials))
 	for id, t := range d.Trials {
 		g.models[id] = modelList(t.LogicalModel, g.clk.Now().Unix())
@@ -121,10 +148,10 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	return g, nil
 }
 
-func newTransport() *http.Transport {
+func newTransport(connectTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // upstreams are named explicitly; never via an ambient proxy
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          4096,
 		MaxIdleConnsPerHost:   1024,
 		IdleConnTimeout:       90 * time.Second,
@@ -186,7 +213,7 @@ func (g *Gateway) Stats() Stats {
 	return Stats{
 		Requests: g.requests.Load(), OK: g.ok.Load(), Denied: g.denied.Load(),
 		ClientErrors: g.clientErrors.Load(), UpstreamErrors: g.upstreamErrors.Load(),
-		PublishErrors: g.publishErrors.Load(), Streams: g.streams.Load(),
+		PublishErrors: g.publishErrors.Load(), Streams: g.streams.Load(), Fallbacks: g.fallbacks.Load(),
 	}
 }
 

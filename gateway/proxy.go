@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/stagegate/stagegate/events"
 )
@@ -18,70 +20,11 @@ import (
 // record; the client still gets all of it.
 const maxCapture = 8 << 20
 
-// call sends the request to the assigned upstream. The returned cancel must be
-// called when the body is done with.
-func (g *Gateway) call(x *exchange) (*http.Response, context.CancelFunc, error) {
-	body, err := x.req.upstreamBody(x.upstream.modelID(), x.decision.Obligations.MaxTokens, x.user)
-	if err != nil {
-		return nil, nil, Error(http.StatusInternalServerError, fmt.Errorf("encode upstream request: %w", err))
-	}
-	timeout := x.upstream.Timeout
-	if timeout <= 0 || timeout > g.cfg.UpstreamTimeout {
-		timeout = g.cfg.UpstreamTimeout
-	}
-	// The client's context: a client that goes away cancels the upstream call.
-	ctx, cancel := context.WithTimeout(x.r.Context(), timeout)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, x.upstream.BaseURL+"/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		cancel()
-		return nil, nil, Error(http.StatusBadGateway, fmt.Errorf("%w: %s: %v", ErrUpstream, x.upstream.Name, err))
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	if x.req.Stream {
-		hreq.Header.Set("Accept", "text/event-stream")
-	}
-	if x.upstream.APIKey != "" {
-		hreq.Header.Set("Authorization", "Bearer "+x.upstream.APIKey)
-	}
-	if tp := events.TraceParent(x.in.TraceID); tp != "" {
-		hreq.Header.Set("traceparent", tp)
-	}
-	upStart := g.clk.Now()
-	resp, err := g.client.Do(hreq)
-	if err != nil {
-		cancel()
-		x.in.Latency.UpstreamMS = ms(g.clk.Now().Sub(upStart))
-		return nil, nil, upstreamError(x, ctx, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer cancel()
-		defer resp.Body.Close()
-		msg := upstreamErrorMessage(resp)
-		x.in.Latency.UpstreamMS = ms(g.clk.Now().Sub(upStart))
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
-			// The model rejected the request itself: the client should see why.
-			return nil, nil, Error(resp.StatusCode, fmt.Errorf("%w: model %s rejected the request: %s", ErrMalformed, x.upstream.Name, msg))
-		}
-		return nil, nil, Error(http.StatusBadGateway, fmt.Errorf("%w: model %s answered %d: %s", ErrUpstream, x.upstream.Name, resp.StatusCode, msg))
-	}
-	return resp, cancel, nil
-}
-
 func (u *Upstream) modelID() string {
 	if u.Model != "" {
 		return u.Model
 	}
 	return u.Name
-}
-
-func upstreamError(x *exchange, ctx context.Context, err error) error {
-	switch {
-	case x.r.Context().Err() != nil:
-		return fmt.Errorf("client went away: %w", context.Canceled)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return Error(http.StatusGatewayTimeout, fmt.Errorf("%w: model %s", ErrUpstreamTimeout, x.upstream.Name))
-	}
-	return Error(http.StatusBadGateway, fmt.Errorf("%w: model %s unreachable", ErrUpstream, x.upstream.Name))
 }
 
 // upstreamErrorMessage extracts a short message from an error body.
@@ -106,7 +49,13 @@ func (g *Gateway) proxy(x *exchange) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxResponseBytes+1))
 	x.in.Latency.UpstreamMS = ms(g.clk.Now().Sub(upStart))
 	if err != nil {
-		return upstreamError(x, x.r.Context(), err)
+		if x.r.Context().Err() != nil {
+			return fmt.Errorf("client went away: %w", context.Canceled)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return Error(http.StatusGatewayTimeout, fmt.Errorf("%w: model %s", ErrUpstreamTimeout, x.upstream.Name))
+		}
+		return Error(http.StatusBadGateway, fmt.Errorf("%w: model %s: reading the answer: %v", ErrUpstream, x.upstream.Name, err))
 	}
 	if int64(len(body)) > g.cfg.MaxResponseBytes {
 		return Error(http.StatusBadGateway, fmt.Errorf("%w: model %s answered more than %d bytes", ErrUpstream, x.upstream.Name, g.cfg.MaxResponseBytes))
@@ -144,7 +93,7 @@ type completion struct {
 
 func recordCompletion(in *events.Interaction, body []byte) {
 	var c completion
-	if err := json.Unmarshal(body, &c); err != nil {
+	if err := decodeCompletion(body, &c); err != nil {
 		in.Response.Error = "answer is not a chat completion: " + err.Error()
 		return
 	}
@@ -172,17 +121,23 @@ func (g *Gateway) stream(x *exchange) error {
 	defer cancel()
 	defer resp.Body.Close()
 
-	h := x.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	x.w.WriteHeader(http.StatusOK)
+	g.commitSSE(x)
 	x.wrote = true
 	rc := http.NewResponseController(x.w)
 	_ = rc.Flush()
 
-	var capture bytes.Buffer // data payloads, one per line, parsed after the client is served
-	br := bufio.NewReaderSize(resp.Body, 32<<10)
+	// A model that answers the headers but never the first chunk is cut off.
+	var firstToken *time.Timer
+	var firstTokenTimedOut atomic.Bool
+	if ftt := x.upstream.FirstTokenTimeout; ftt > 0 {
+		firstToken = time.AfterFunc(ftt, func() { firstTokenTimedOut.Store(true); cancel() })
+		defer firstToken.Stop()
+	}
+
+	capture := getCapture() // data payloads, one per line, parsed after the client is served
+	defer putCapture(capture)
+	br := getStreamReader(resp.Body)
+	defer putStreamReader(br)
 	done, pending := false, false
 	notice := x.decision.Obligations.Notice
 	var readErr error
@@ -207,6 +162,9 @@ func (g *Gateway) stream(x *exchange) error {
 				if !isDone && capture.Len()+len(data) < maxCapture {
 					if x.in.Latency.FirstTokenMS == 0 {
 						x.in.Latency.FirstTokenMS = ms(g.clk.Now().Sub(x.start))
+						if firstToken != nil {
+							firstToken.Stop()
+						}
 					}
 					capture.Write(data)
 					capture.WriteByte('\n')
@@ -245,7 +203,10 @@ func (g *Gateway) stream(x *exchange) error {
 			return fmt.Errorf("client went away: %w", context.Canceled)
 		}
 		msg := "the model's stream ended before it finished"
-		if readErr != nil && errors.Is(readErr, context.DeadlineExceeded) {
+		switch {
+		case firstTokenTimedOut.Load():
+			msg = "the model sent no first token in time"
+		case readErr != nil && errors.Is(readErr, context.DeadlineExceeded):
 			msg = "the model's stream timed out"
 		}
 		ev, _ := json.Marshal(errorBody{Error: errorDetail{Message: msg, Type: "server_error", Code: "upstream_stream_broken"}})
@@ -265,7 +226,7 @@ func recordStream(in *events.Interaction, capture []byte) {
 		line, rest, _ := bytes.Cut(capture, []byte{'\n'})
 		capture = rest
 		var c completion
-		if json.Unmarshal(line, &c) != nil {
+		if decodeCompletion(line, &c) != nil {
 			continue
 		}
 		if in.Response.ID == "" {
