@@ -34,6 +34,7 @@ type Interaction struct {
 	Schema       string    `json:"schema"`
 	ID           string    `json:"id"`
 	TraceID      string    `json:"trace_id,omitempty"`
+	SpanID       string    `json:"-"` // the producer span the NATS traceparent names; not part of the payload
 	Trial        string    `json:"trial"`
 	Tenant       string    `json:"tenant"`
 	User         string    `json:"user"` // pseudonymised end-user id, never the raw one

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/stagegate/stagegate/events"
 	"github.com/stagegate/stagegate/policies"
 )
@@ -33,8 +36,9 @@ type exchange struct {
 	decision  policies.Decision
 	assign    Assignment
 	upstream  *Upstream
-	sse       bool // event-stream headers were sent (keep-alive or stream)
-	wrote     bool // bytes of the answer reached the client
+	upSpan    trace.Span // the current upstream call's client span
+	sse       bool       // event-stream headers were sent (keep-alive or stream)
+	wrote     bool       // bytes of the answer reached the client
 	in        *events.Interaction
 }
 
@@ -43,11 +47,20 @@ type exchange struct {
 // last, whatever happened, once the request got as far as a known trial.
 func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 	g.requests.Add(1)
-	x := &exchange{w: w, r: r, start: g.clk.Now()}
-	x.in = &events.Interaction{ID: g.newID(), TraceID: g.traceID(r), StartedAt: x.start}
+	ctx, span := g.startServerSpan(r)
+	x := &exchange{w: w, r: r.WithContext(ctx), start: g.clk.Now()}
+	x.in = &events.Interaction{ID: g.newID(), StartedAt: x.start}
+	if sc := span.SpanContext(); sc.IsValid() {
+		x.in.TraceID = sc.TraceID().String()
+	} else {
+		x.in.TraceID = g.traceID(r)
+	}
 	w.Header().Set(HeaderInteraction, x.in.ID)
 
 	err := g.authenticate(x)
+	if err == nil {
+		err = g.checkRecording(x)
+	}
 	if err == nil {
 		err = g.decode(x)
 	}
@@ -66,6 +79,8 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 	}
 	g.finish(x, err)
 	g.publish(x)
+	g.metrics.record(ctx, x)
+	endServerSpan(span, x, err)
 }
 
 // authenticate maps the bearer key to a principal and its trial.
@@ -121,6 +136,16 @@ func (g *Gateway) decode(x *exchange) error {
 	return nil
 }
 
+// checkRecording refuses a request of a fail-closed trial when its interaction
+// could not be recorded: evidence the monitors never see is a hole in the trial.
+// A fail-open trial serves on, and the publisher counts the loss loudly.
+func (g *Gateway) checkRecording(x *exchange) error {
+	if x.trial.FailMode != policies.FailOpen && g.d.Publisher.Full() {
+		return Error(http.StatusServiceUnavailable, fmt.Errorf("%w: the trial fails closed; try again shortly", ErrRecordingUnavailable))
+	}
+	return nil
+}
+
 // decide extracts signals from the prompt and asks the trial's policy. The policy
 // sees facts, never raw text.
 func (g *Gateway) decide(x *exchange) error {
@@ -147,7 +172,13 @@ func (g *Gateway) decide(x *exchange) error {
 		Signals: x.trial.Extractor.Extract(texts...),
 	}
 	x.in.Stage = stage
-	d, err := x.trial.Decider.Decide(x.r.Context(), in)
+	ctx, span := g.tracer.Start(x.r.Context(), "policy.decide")
+	d, err := x.trial.Decider.Decide(ctx, in)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("stagegate.policy.revision", d.Revision), attribute.Bool("stagegate.decision.allow", d.Allow),
+			attribute.Int64("stagegate.policy.eval_us", d.EvalMicros))
+	}
+	span.End()
 	if err != nil {
 		g.log.Error("policy decision failed", "trial", x.trial.ID, "interaction", x.in.ID, "err", err)
 		if x.trial.FailMode != policies.FailOpen {
@@ -250,6 +281,12 @@ func (g *Gateway) publish(x *exchange) {
 	if x.req == nil || x.in.Status == "" {
 		return
 	}
+	// The producer span's context travels in the message's traceparent header.
+	_, span := g.tracer.Start(x.r.Context(), "publish "+events.SubjectInteractions, trace.WithSpanKind(trace.SpanKindProducer))
+	if sc := span.SpanContext(); sc.IsValid() {
+		x.in.SpanID = sc.SpanID().String()
+	}
+	span.End()
 	if err := g.d.Publisher.Publish(x.in); err != nil {
 		g.publishErrors.Add(1)
 		g.log.Error("interaction not queued for publishing", "interaction", x.in.ID, "trial", x.in.Trial, "err", err)

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/stagegate/stagegate/events"
 )
@@ -62,7 +65,7 @@ func decodeChatRequest(body []byte) (*chatRequest, error) {
 	if req.raw == nil {
 		return nil, bad("body is not a JSON object")
 	}
-	if v, ok := req.raw["model"]; !ok || json.Unmarshal(v, &req.Model) != nil || req.Model == "" {
+	if v, ok := req.raw["model"]; !ok || jsonString(v, &req.Model) != nil || req.Model == "" {
 		return nil, bad("'model' is required and must be a string")
 	}
 	if len(req.Model) > MaxModelNameLen {
@@ -116,7 +119,7 @@ func decodeChatRequest(body []byte) (*chatRequest, error) {
 		break
 	}
 	if v, ok := req.raw["user"]; ok && !isNull(v) {
-		if err := json.Unmarshal(v, &req.User); err != nil {
+		if err := jsonString(v, &req.User); err != nil {
 			return nil, bad("'user' must be a string")
 		}
 		if len(req.User) > MaxUserLen {
@@ -141,7 +144,7 @@ func contentText(raw json.RawMessage) (string, error) {
 	}
 	if raw[0] == '"' {
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := jsonString(raw, &s); err != nil {
 			return "", err
 		}
 		return s, nil
@@ -169,24 +172,86 @@ func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null
 
 // upstreamBody re-encodes the request for the model: the concrete model name, the
 // policy's token cap, and the pseudonymous user instead of the client's id. Fields
-// the gateway does not read pass through unchanged.
+// the gateway does not read pass through unchanged, byte for byte as the client
+// sent them (they were validated when decoded); keys come out sorted. It is
+// written directly rather than through json.Marshal of a map, which cost a map
+// copy, reflection and a re-validation of every value on each request.
 func (req *chatRequest) upstreamBody(model string, maxTokens int, user string) ([]byte, error) {
-	out := make(map[string]json.RawMessage, len(req.raw)+1)
-	for k, v := range req.raw {
-		out[k] = v
-	}
-	out["model"] = mustJSON(model)
+	capKey := ""
 	if maxTokens > 0 && (req.MaxTokens == 0 || req.MaxTokens > maxTokens) {
-		key := req.maxTokensKey
-		if key == "" {
-			key = "max_tokens"
+		capKey = req.maxTokensKey
+		if capKey == "" {
+			capKey = "max_tokens"
 		}
-		out[key] = mustJSON(maxTokens)
 	}
-	if _, ok := req.raw["user"]; ok {
-		out["user"] = mustJSON(user)
+	_, hasUser := req.raw["user"]
+	keys := make([]string, 0, len(req.raw)+2)
+	size := 2
+	for k, v := range req.raw {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 4
 	}
-	return json.Marshal(out)
+	for _, k := range []string{"model", capKey} {
+		if _, ok := req.raw[k]; !ok && k != "" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	out := make([]byte, 0, size+len(model)+len(user)+32)
+	out = append(out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, k)
+		out = append(out, ':')
+		switch {
+		case k == "model":
+			out = appendJSONString(out, model)
+		case k == capKey:
+			out = strconv.AppendInt(out, int64(maxTokens), 10)
+		case k == "user" && hasUser:
+			out = appendJSONString(out, user)
+		default:
+			out = append(out, req.raw[k]...)
+		}
+	}
+	return append(out, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+			b, _ := json.Marshal(s) // a string always encodes
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// jsonString decodes a JSON string value (or null, which leaves dst as is) as
+// json.Unmarshal does. raw comes from a validated document, so a value between
+// quotes with no escape, quote or control byte and valid UTF-8 is its own text:
+// the common case skips encoding/json.
+func jsonString(raw json.RawMessage, dst *string) error {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		plain := true
+		for _, c := range inner {
+			if c < 0x20 || c == '"' || c == '\\' {
+				plain = false
+				break
+			}
+		}
+		if plain && utf8.Valid(inner) {
+			*dst = string(inner)
+			return nil
+		}
+	}
+	return json.Unmarshal(raw, dst)
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -38,6 +38,9 @@ type Assigner interface {
 // Publisher takes finished interactions; it must not block (events.Publisher).
 type Publisher interface {
 	Publish(in *events.Interaction) error
+	// Full reports that a new interaction could not be kept (NATS unavailable and
+	// the spool full): a trial that fails closed then refuses requests.
+	Full() bool
 }
 
 var (

@@ -25,6 +25,9 @@ var (
 	ErrUpstream = errors.New("upstream model failed")
 	// ErrUpstreamTimeout: the model did not answer in time (504).
 	ErrUpstreamTimeout = errors.New("upstream model timed out")
+	// ErrRecordingUnavailable: the interaction could not be recorded (bus down and
+	// spool full) and the trial fails closed (503).
+	ErrRecordingUnavailable = errors.New("interaction recording unavailable")
 	// ErrMethod: wrong HTTP method (405).
 	ErrMethod = errors.New("method not allowed")
 	// ErrNotFound: no such endpoint (404).
@@ -64,6 +67,8 @@ func Error(status int, err error) *HTTPError {
 		he.Type, he.Code = "server_error", "upstream_error"
 	case errors.Is(err, ErrModelUnavailable):
 		he.Type, he.Code = "server_error", "model_unavailable"
+	case errors.Is(err, ErrRecordingUnavailable):
+		he.Type, he.Code = "server_error", "recording_unavailable"
 	case errors.Is(err, ErrPolicyUnavailable):
 		he.Type, he.Code = "server_error", "policy_unavailable"
 	case errors.Is(err, ErrMethod):

@@ -196,3 +196,14 @@ func TestClientDisconnectCancelsTheUpstreamCall(t *testing.T) {
 		t.Fatalf("recorded status %s", in.Status)
 	}
 }
+
+func TestFullRecordingFailsClosedTrialsOnly(t *testing.T) {
+	rig := newFaultRig(t, gateway.Config{}, false, simUpstream(t, "cand"), simUpstream(t, "base"))
+	rig.rec.mu.Lock()
+	rig.rec.full = true
+	rig.rec.mu.Unlock()
+	resp, body := post(t, rig.srv.URL, pilotKey, `{"model":"demo","messages":[{"role":"user","content":"hello"}]}`)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"recording_unavailable"`) {
+		t.Fatalf("fail-closed trial with a full spool: %d %s", resp.StatusCode, body)
+	}
+}

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/stagegate/stagegate/internal/clock"
 )
 
@@ -38,6 +41,10 @@ type Deps struct {
 	Logger *slog.Logger
 	// Transport for upstream calls; nil builds one tuned for many keep-alive connections.
 	Transport http.RoundTripper
+	// Tracer for request spans; nil is the no-op tracer.
+	Tracer trace.Tracer
+	// Meter for request metrics; nil records nothing.
+	Meter metric.Meter
 }
 
 // Stats are cumulative request counters.
@@ -73,6 +80,8 @@ type Gateway struct {
 	cfg      Config
 	d        Deps
 	clk      clock.Clock
+	tracer   trace.Tracer
+	metrics  *requestMetrics
 	rnd      func() uint64
 	log      *slog.Logger
 	client   *http.Client
@@ -121,12 +130,16 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, d: d, clk: clock.OrReal(d.Clock), rnd: d.Rand, log: d.Logger}
+	g := &Gateway{cfg: cfg, d: d, clk: clock.OrReal(d.Clock), tracer: tracerOrNoop(d.Tracer), rnd: d.Rand, log: d.Logger}
 	if g.rnd == nil {
 		g.rnd = rand.Uint64
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if g.metrics, err = newRequestMetrics(d.Meter); err != nil {
+		return nil, err
 	}
 	tr := d.Transport
 	if tr == nil {

@@ -23,8 +23,15 @@ import (
 
 // recorder is a Publisher that keeps what it was given.
 type recorder struct {
-	mu  sync.Mutex
-	got []*events.Interaction
+	mu   sync.Mutex
+	got  []*events.Interaction
+	full bool
+}
+
+func (r *recorder) Full() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.full
 }
 
 func (r *recorder) Publish(in *events.Interaction) error {

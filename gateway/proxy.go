@@ -46,6 +46,7 @@ func (g *Gateway) proxy(x *exchange) error {
 	}
 	defer cancel()
 	defer resp.Body.Close()
+	defer func() { endUpstreamSpan(x, nil) }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxResponseBytes+1))
 	x.in.Latency.UpstreamMS = ms(g.clk.Now().Sub(upStart))
 	if err != nil {
@@ -120,6 +121,7 @@ func (g *Gateway) stream(x *exchange) error {
 	}
 	defer cancel()
 	defer resp.Body.Close()
+	defer func() { endUpstreamSpan(x, nil) }()
 
 	g.commitSSE(x)
 	x.wrote = true
@@ -162,6 +164,7 @@ func (g *Gateway) stream(x *exchange) error {
 				if !isDone && capture.Len()+len(data) < maxCapture {
 					if x.in.Latency.FirstTokenMS == 0 {
 						x.in.Latency.FirstTokenMS = ms(g.clk.Now().Sub(x.start))
+						x.upSpan.AddEvent("gen_ai.first_token")
 						if firstToken != nil {
 							firstToken.Stop()
 						}

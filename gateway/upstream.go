@@ -9,6 +9,11 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/stagegate/stagegate/events"
 )
 
@@ -66,6 +71,9 @@ func (g *Gateway) callModel(x *exchange) (*http.Response, context.CancelFunc, er
 	}
 	for attempt := 0; ; attempt++ {
 		resp, cancel, err, health := g.send(x, u)
+		if err != nil {
+			endUpstreamSpan(x, err)
+		}
 		switch health {
 		case healthy:
 			br.record(true)
@@ -107,6 +115,8 @@ func (g *Gateway) send(x *exchange, u *Upstream) (*http.Response, context.Cancel
 	}
 	// The client's context: a client that goes away cancels the upstream call.
 	ctx, cancel := context.WithTimeout(x.r.Context(), timeout)
+	ctx, x.upSpan = g.tracer.Start(ctx, "chat "+u.Name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.GenAIOperationNameChat, semconv.GenAIRequestModel(u.modelID()), AttrRoute.String(x.assign.Route)))
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u.BaseURL+"/chat/completions", bytes.NewReader(body))
 	if err != nil {
 		cancel()
@@ -119,7 +129,9 @@ func (g *Gateway) send(x *exchange, u *Upstream) (*http.Response, context.Cancel
 	if u.APIKey != "" {
 		hreq.Header.Set("Authorization", "Bearer "+u.APIKey)
 	}
-	if tp := events.TraceParent(x.in.TraceID); tp != "" {
+	if x.upSpan.SpanContext().IsValid() {
+		traceContext.Inject(ctx, propagation.HeaderCarrier(hreq.Header))
+	} else if tp := events.TraceParent(x.in.TraceID); tp != "" {
 		hreq.Header.Set("traceparent", tp)
 	}
 	upStart := g.clk.Now()
@@ -202,4 +214,18 @@ func (g *Gateway) clientFor(u *Upstream) *http.Client {
 		return c
 	}
 	return g.client
+}
+
+// endUpstreamSpan closes the current upstream client span.
+func endUpstreamSpan(x *exchange, err error) {
+	if x.upSpan == nil {
+		return
+	}
+	if err != nil {
+		x.upSpan.SetStatus(codes.Error, err.Error())
+	} else if x.upSpan.IsRecording() {
+		x.upSpan.SetAttributes(semconv.GenAIResponseModel(x.upstream.modelID()))
+	}
+	x.upSpan.End()
+	x.upSpan = nil
 }

@@ -308,7 +308,10 @@ func TestEndToEndWithOpenAISDK(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for _, series := range []string{"stagegate_gateway_requests_total", "stagegate_publish_published_total", "stagegate_publish_failures_total", "stagegate_monitor_incidents_opened_total"} {
+		for _, series := range []string{"stagegate_gateway_requests_total", "stagegate_publish_published_total", "stagegate_publish_failures_total",
+			"stagegate_monitor_incidents_opened_total", "stagegate_gateway_request_duration_seconds_bucket", "stagegate_gateway_added_latency_seconds_bucket",
+			"stagegate_gateway_time_to_first_token_seconds_bucket", "stagegate_policy_decisions_total", "stagegate_policy_eval_duration_seconds_bucket",
+			"stagegate_publish_spool_records", "stagegate_publish_lost_total", "stagegate_gateway_circuit_open"} {
 			if !strings.Contains(string(body), series) {
 				t.Errorf("/metrics lacks %s", series)
 			}

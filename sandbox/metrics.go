@@ -7,9 +7,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/stagegate/stagegate/gateway"
 )
 
 // metricsRegistry exposes the components' counters in Prometheus text format
@@ -20,14 +23,24 @@ type metricsRegistry struct {
 	handler  http.Handler
 }
 
-func newMetrics(s *Sandbox) (*metricsRegistry, error) {
+// newMetricsRegistry builds the meter provider that components record into and
+// /metrics exposes.
+func newMetricsRegistry() (*metricsRegistry, error) {
 	reg := prometheus.NewRegistry() // its own registry: no stray global metrics
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
 	if err != nil {
 		return nil, fmt.Errorf("metrics exporter: %w", err)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	m := mp.Meter("github.com/stagegate/stagegate/sandbox")
+	return &metricsRegistry{provider: mp, handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, nil
+}
+
+// meter returns a named meter.
+func (r *metricsRegistry) meter(name string) metric.Meter { return r.provider.Meter(name) }
+
+// observe registers the counters read from components' Stats at scrape time.
+func (r *metricsRegistry) observe(s *Sandbox) error {
+	m := r.meter("github.com/stagegate/stagegate/sandbox")
 
 	type counter struct {
 		name, desc string
@@ -40,10 +53,14 @@ func newMetrics(s *Sandbox) (*metricsRegistry, error) {
 		{"stagegate.gateway.client_errors", "Requests refused for bad input or credentials.", func() int64 { return int64(s.gw.Stats().ClientErrors) }},
 		{"stagegate.gateway.upstream_errors", "Requests that failed upstream.", func() int64 { return int64(s.gw.Stats().UpstreamErrors) }},
 		{"stagegate.gateway.streams", "Streaming requests.", func() int64 { return int64(s.gw.Stats().Streams) }},
+		{"stagegate.gateway.fallbacks", "Requests the baseline served after the candidate failed.", func() int64 { return int64(s.gw.Stats().Fallbacks) }},
 		{"stagegate.publish.enqueued", "Interactions queued for publishing.", func() int64 { return int64(s.publisher.Stats().Enqueued) }},
 		{"stagegate.publish.published", "Interactions acknowledged by JetStream.", func() int64 { return int64(s.publisher.Stats().Published) }},
 		{"stagegate.publish.failures", "Interactions whose publish failed.", func() int64 { return int64(s.publisher.Stats().Failed) }},
 		{"stagegate.publish.dropped", "Interactions refused by a full or stopped queue.", func() int64 { return int64(s.publisher.Stats().Dropped) }},
+		{"stagegate.publish.spooled", "Interactions written to the on-disk spool.", func() int64 { return int64(s.publisher.Stats().Spooled) }},
+		{"stagegate.publish.replayed", "Spooled interactions replayed to JetStream.", func() int64 { return int64(s.publisher.Stats().Replayed) }},
+		{"stagegate.publish.lost", "Interactions lost: NATS down and the spool full (fail-open trials).", func() int64 { return int64(s.publisher.Stats().Lost) }},
 	}
 	if s.runner != nil {
 		counters = append(counters,
@@ -61,7 +78,7 @@ func newMetrics(s *Sandbox) (*metricsRegistry, error) {
 				o.Observe(read())
 				return nil
 			})); err != nil {
-			return nil, fmt.Errorf("metric %s: %w", c.name, err)
+			return fmt.Errorf("metric %s: %w", c.name, err)
 		}
 	}
 	if _, err := m.Int64ObservableGauge("stagegate.publish.queue_depth", metric.WithDescription("Interactions waiting to be published."),
@@ -69,7 +86,47 @@ func newMetrics(s *Sandbox) (*metricsRegistry, error) {
 			o.Observe(int64(s.publisher.Stats().QueueDepth))
 			return nil
 		})); err != nil {
-		return nil, err
+		return err
 	}
-	return &metricsRegistry{provider: mp, handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, nil
+	gauges := []struct {
+		name, unit, desc string
+		read             func() float64
+	}{
+		{"stagegate.publish.spool.size", "By", "Bytes in the publish spool.", func() float64 { return float64(s.publisher.Stats().SpoolBytes) }},
+		{"stagegate.publish.spool.records", "", "Interactions waiting in the publish spool.", func() float64 { return float64(s.publisher.Stats().SpoolRecords) }},
+		{"stagegate.publish.spool.oldest_age", "s", "Age of the oldest spooled interaction.", func() float64 { return s.publisher.Stats().SpoolOldest.Seconds() }},
+		{"stagegate.publish.degraded", "", "1 while interactions go through the spool instead of straight to JetStream.", func() float64 { return b2f(s.publisher.Stats().Degraded) }},
+		{"stagegate.publish.spool.full", "", "1 when the spool is full.", func() float64 { return b2f(s.publisher.Stats().SpoolFull) }},
+	}
+	for _, g := range gauges {
+		read := g.read
+		if _, err := m.Float64ObservableGauge(g.name, metric.WithUnit(g.unit), metric.WithDescription(g.desc),
+			metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+				o.Observe(read())
+				return nil
+			})); err != nil {
+			return fmt.Errorf("metric %s: %w", g.name, err)
+		}
+	}
+	if _, err := m.Int64ObservableGauge("stagegate.gateway.circuit_open", metric.WithDescription("1 when a model's circuit breaker is open or half-open."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for name, b := range s.gw.Breakers() {
+				v := int64(0)
+				if b.State != gateway.BreakerClosed {
+					v = 1
+				}
+				o.Observe(v, metric.WithAttributes(attribute.String("model", name)))
+			}
+			return nil
+		})); err != nil {
+		return err
+	}
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
