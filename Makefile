@@ -22,13 +22,35 @@ test: check-deps ## run every test against real parts (embedded NATS JetStream, 
 test-race: ## run the tests with the race detector (slower)
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-bench: ## run the Go micro-benchmarks of the hot path
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+BENCH_DIR ?= bin/bench
+BENCHTIME ?= 1s
+BENCHARGS ?=
+SOAKTIME  ?= 10m
+BENCH_BUILD = mkdir -p $(BENCH_DIR) && $(GO) build -o $(BENCH_DIR)/stagegate ./cmd/stagegate \
+	&& $(GO) build -o $(BENCH_DIR)/stagegate-bench ./cmd/stagegate-bench
+.PHONY: soak profile
+bench: ## measure (under 10 min on 2 cores): Go micro-benchmarks, then direct/proxy/gateway side by side; updates BENCHMARKS.md
+	@mkdir -p $(BENCH_DIR)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 ./... > $(BENCH_DIR)/micro.txt; \
+	  st=$$?; cat $(BENCH_DIR)/micro.txt; exit $$st
+	$(BENCH_BUILD)
+	$(BENCH_DIR)/stagegate-bench --stagegate $(BENCH_DIR)/stagegate --micro $(BENCH_DIR)/micro.txt \
+	  --out BENCHMARKS.md --command "make bench $(BENCHARGS)" $(BENCHARGS)
+
+soak: ## 10 minutes (SOAKTIME) at 1000 req/s against the full gateway, RSS sampled every 10 s; updates BENCHMARKS.md
+	$(BENCH_BUILD)
+	$(BENCH_DIR)/stagegate-bench soak --stagegate $(BENCH_DIR)/stagegate --rate 1000 --duration $(SOAKTIME) \
+	  --out BENCHMARKS.md --command "make soak SOAKTIME=$(SOAKTIME)"
+
+profile: ## CPU, heap and allocation profiles of the gateway under load, into bin/bench/profiles
+	$(BENCH_BUILD)
+	$(BENCH_DIR)/stagegate-bench profile --stagegate $(BENCH_DIR)/stagegate --dir $(BENCH_DIR)/profiles
 
 FUZZTIME ?= 20s
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChatRequest$$' -fuzztime $(FUZZTIME) ./gateway
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInteraction$$' -fuzztime $(FUZZTIME) ./events
+	$(GO) test -run '^$$' -fuzz '^FuzzSpoolSegment$$' -fuzztime $(FUZZTIME) ./events
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./sandbox
 
 lint: ## check formatting (gofmt) and run go vet

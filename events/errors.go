@@ -16,6 +16,13 @@ var (
 	ErrQueueFull = errors.New("publish queue full")
 	// ErrClosed: the publisher was stopped.
 	ErrClosed = errors.New("publisher stopped")
+	// ErrSpoolFull: the on-disk spool reached its size limit; an interaction that
+	// could not be published was lost (counted in PublisherStats.Lost).
+	ErrSpoolFull = errors.New("publish spool full")
+	// ErrSpoolCorrupt: a spool segment or cursor failed its checksum or is torn.
+	ErrSpoolCorrupt = errors.New("spool data corrupt")
+	// ErrSpoolLocked: another publisher (process) holds the spool directory.
+	ErrSpoolLocked = errors.New("spool directory in use by another process")
 )
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }

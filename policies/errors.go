@@ -20,6 +20,15 @@ var (
 	// ErrEval (code "policy_eval"): evaluation failed (a conflict between rules, a
 	// builtin error in strict mode, a cancelled context).
 	ErrEval = errors.New("policy evaluation failed")
+	// ErrInput (code "policy_input"): a recorded input document (ParseInput, a
+	// corpus case) is not an input of the contract.
+	ErrInput = errors.New("invalid policy input")
+	// ErrCheck (code "policy_check"): a policy revision compiled but failed its
+	// Rego unit tests or its decision corpus, so it is not put into service.
+	ErrCheck = errors.New("policy check failed")
+	// ErrBundle (code "policy_bundle"): a policy bundle could not be fetched or
+	// read (HTTP error, timeout, not a bundle tarball).
+	ErrBundle = errors.New("policy bundle unavailable")
 )
 
 // Stable error codes, one per sentinel.
@@ -29,6 +38,9 @@ const (
 	CodeUndefined     = "policy_undefined"
 	CodeDecisionShape = "policy_decision_shape"
 	CodeEval          = "policy_eval"
+	CodeInput         = "policy_input"
+	CodeCheck         = "policy_check"
+	CodeBundle        = "policy_bundle"
 )
 
 var errorCodes = [...]struct {
@@ -40,6 +52,9 @@ var errorCodes = [...]struct {
 	{ErrUndefined, CodeUndefined},
 	{ErrDecisionShape, CodeDecisionShape},
 	{ErrEval, CodeEval},
+	{ErrInput, CodeInput},
+	{ErrCheck, CodeCheck},
+	{ErrBundle, CodeBundle},
 }
 
 // Code returns the stable code of the package sentinel that err wraps, or "" when

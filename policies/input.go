@@ -34,14 +34,20 @@ var (
 	keyTopics         = ast.StringTerm("topics")
 	keyInjectionScore = ast.StringTerm("injection_score")
 	keyLanguage       = ast.StringTerm("language")
+
+	keyContent = ast.StringTerm("content")
+	keyRole    = ast.StringTerm("role")
+	keyText    = ast.StringTerm("text")
 )
 
 // inputValue converts in to the OPA input document directly, without the JSON
 // round trip rego.EvalInput does (BenchmarkInputConversion measures both). The
 // document is the one encoding/json would produce from in, except that nil slices
-// and maps become [] and {} rather than null, so a policy never sees null.
+// and maps become [] and {} rather than null, so a policy never sees null, and
+// content is left out when empty. It is the document the canonical encoding
+// (CanonicalInput) describes.
 func inputValue(in *Input) ast.Value {
-	return ast.NewObject(
+	obj := ast.NewObject(
 		[2]*ast.Term{keyTrial, stringTerm(in.Trial)},
 		[2]*ast.Term{keyStage, stringTerm(in.Stage)},
 		[2]*ast.Term{keyTime, stringTerm(in.Time)},
@@ -67,10 +73,23 @@ func inputValue(in *Input) ast.Value {
 			[2]*ast.Term{keyLanguage, stringTerm(in.Signals.Language)},
 		))},
 	)
+	if len(in.Content) > 0 {
+		msgs := make([]*ast.Term, len(in.Content))
+		for i, m := range in.Content {
+			msgs[i] = ast.NewTerm(ast.NewObject(
+				[2]*ast.Term{keyRole, stringTerm(m.Role)},
+				[2]*ast.Term{keyText, ast.StringTerm(validString(m.Text))},
+			))
+		}
+		obj.Insert(keyContent, ast.ArrayTerm(msgs...))
+	}
+	return obj
 }
 
 // stringTerm reuses OPA's interned term for common strings ("", "user", ...).
-func stringTerm(s string) *ast.Term { return ast.InternedTerm(s) }
+// Invalid UTF-8 is replaced as the canonical encoding replaces it, so the
+// document evaluated is the one recorded.
+func stringTerm(s string) *ast.Term { return ast.InternedTerm(validString(s)) }
 
 // intTerm reuses OPA's interned terms for small integers (-1..512).
 func intTerm(i int) *ast.Term {

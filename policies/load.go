@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -32,6 +33,24 @@ const (
 // DemoPolicy is the folder of the demo trial policy inside Builtin():
 // fs.Sub(Builtin(), DemoPolicy) is a policy root for Config.FS.
 const DemoPolicy = "rego/demo"
+
+// StandardPolicy is the folder of the standard trial policy inside Builtin(): the
+// rule library composed by data (rego/standard/data.json), every rule switched on.
+const StandardPolicy = "rego/standard"
+
+// LibraryPolicy is the folder of the rule library inside Builtin(). Its modules
+// (packages stagegate.lib and stagegate.lib.*) are mounted into any policy root
+// that refers to data.stagegate.lib and does not define those packages itself
+// (a root may vendor a copy to pin it). Mounted files count toward the revision
+// under the path prefix LibraryMount.
+const LibraryPolicy = "rego/lib"
+
+// LibraryMount prefixes the paths of mounted library modules in errors and in
+// the revision hash.
+const LibraryMount = "builtin/lib/"
+
+// libraryRef is the document the library's packages live under.
+var libraryRef = ast.MustParseRef("data.stagegate.lib")
 
 //go:embed rego
 var builtinFS embed.FS
@@ -139,11 +158,108 @@ func loadPolicy(fsys fs.FS, withTests bool) (*policyFiles, error) {
 	if len(errs) == 0 && len(pf.modules) == 0 {
 		errs = append(errs, errors.New("no policy modules (*.rego) found"))
 	}
+	if len(errs) == 0 && usesLibrary(pf) && !definesLibrary(pf) {
+		if err := mountLibrary(pf, hash); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrCompile, errors.Join(errs...))
 	}
 	pf.revision = "sha256:" + hex.EncodeToString(hash.Sum(nil))[:16]
 	return pf, nil
+}
+
+// usesLibrary reports whether a module or test of pf refers to
+// data.stagegate.lib: by importing it (or a document below it), by a full
+// reference, or through an import of data.stagegate (stagegate.lib.x).
+func usesLibrary(pf *policyFiles) bool {
+	uses := false
+	check := func(m *ast.Module) {
+		// Names under which an import of a document above the library makes
+		// it reachable, with the rest of the path to it: import data.stagegate
+		// gives stagegate → [lib].
+		above := map[ast.Var]ast.Ref{}
+		for _, imp := range m.Imports {
+			r, ok := imp.Path.Value.(ast.Ref)
+			if !ok {
+				continue
+			}
+			if r.HasPrefix(libraryRef) {
+				uses = true
+				return
+			}
+			if libraryRef.HasPrefix(r) && len(r) > 1 {
+				name := imp.Alias
+				if name == "" {
+					if s, ok := r[len(r)-1].Value.(ast.String); ok {
+						name = ast.Var(s)
+					}
+				}
+				above[name] = libraryRef[len(r):]
+			}
+		}
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if r.HasPrefix(libraryRef) {
+				uses = true
+			}
+			if v, ok := r[0].Value.(ast.Var); ok && !uses {
+				if rest, ok := above[v]; ok && len(r) > len(rest) && r[1:len(rest)+1].Equal(rest) {
+					uses = true
+				}
+			}
+			return uses
+		})
+	}
+	for _, m := range pf.modules {
+		if check(m); uses {
+			return true
+		}
+	}
+	for _, m := range pf.tests {
+		if check(m); uses {
+			return true
+		}
+	}
+	return false
+}
+
+// definesLibrary reports whether pf has its own stagegate.lib packages.
+func definesLibrary(pf *policyFiles) bool {
+	for _, m := range pf.modules {
+		if m.Package.Path.HasPrefix(libraryRef) {
+			return true
+		}
+	}
+	return false
+}
+
+// mountLibrary adds the built-in library modules (not its tests) to pf and to
+// the revision hash.
+func mountLibrary(pf *policyFiles, h hash.Hash) error {
+	entries, err := fs.ReadDir(builtinFS, LibraryPolicy)
+	if err != nil {
+		return fmt.Errorf("built-in library: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, "_test.rego") {
+			continue
+		}
+		src, err := fs.ReadFile(builtinFS, LibraryPolicy+"/"+name)
+		if err != nil {
+			return fmt.Errorf("built-in library: %w", err)
+		}
+		p := LibraryMount + name
+		h.Write([]byte(p + "\x00" + strconv.Itoa(len(src)) + "\x00"))
+		h.Write(src)
+		m, err := parseModule(p, src)
+		if err != nil {
+			return err
+		}
+		pf.modules[p] = m
+	}
+	return nil
 }
 
 // readBounded reads one policy file, refusing it when larger than MaxPolicyFileBytes.

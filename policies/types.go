@@ -17,6 +17,18 @@ type Input struct {
 	Request RequestFacts `json:"request"`
 	Caller  Caller       `json:"caller"`
 	Signals Signals      `json:"signals"`
+	// Content is the raw text of the messages. The gateway fills it only for a
+	// trial that opts in (policy.content_access: true); it is absent otherwise.
+	// A policy that reads it sees different inputs for nearly every request, so
+	// its decisions are rarely memoised: slower, and documented as such.
+	Content []ContentMessage `json:"content,omitempty"`
+}
+
+// ContentMessage is one chat message's role and text, present in Input.Content
+// only when the trial grants content access.
+type ContentMessage struct {
+	Role string `json:"role"`
+	Text string `json:"text"`
 }
 
 // RequestFacts describes the request without its text.
@@ -55,8 +67,19 @@ type Decision struct {
 	FailMode    string      `json:"fail_mode"` // "open" or "closed"
 	// Revision is the policy revision (content hash) that made the decision.
 	Revision string `json:"-"`
-	// EvalMicros is the time the evaluation took.
+	// EvalMicros is the time the decision took (a memo hit costs a few µs).
 	EvalMicros int64 `json:"-"`
+	// Input is the canonical JSON of the input the decision was made on (keys
+	// sorted, no insignificant space; see CanonicalInput). The gateway records it
+	// in the interaction so a replay can re-evaluate exactly what the policy saw.
+	// It is owned by the caller.
+	Input []byte `json:"-"`
+	// InputHash is "sha256:" and the hex SHA-256 of Input.
+	InputHash string `json:"-"`
+	// MemoHit is true when the decision came from the engine's memo rather than
+	// a fresh evaluation. A memoised decision is always the one a fresh
+	// evaluation would give (TestMemoNeverChangesAResult).
+	MemoHit bool `json:"-"`
 }
 
 // Reason is a stable code and a human sentence.

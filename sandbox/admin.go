@@ -37,7 +37,7 @@ func (s *Sandbox) startAdmin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.metrics, err = newMetrics(s); err != nil {
+	if err := s.metrics.observe(s); err != nil {
 		return err
 	}
 	a := &adminServer{s: s, tokenHash: hash, log: s.log}
@@ -91,6 +91,8 @@ func (a *adminServer) routes() http.Handler {
 	mux.Handle("GET /api/v1/incidents", a.auth(a.listIncidents))
 	mux.Handle("GET /api/v1/incidents/{id}", a.auth(a.getIncident))
 	mux.Handle("GET /api/v1/interactions/{id}", a.auth(a.getInteraction))
+	a.rolloutRoutes(mux)
+	a.trialRoutes(mux)
 	if a.s.cfg.Admin.Pprof {
 		mux.Handle("/debug/pprof/", a.auth(pprof.Index)) // named profiles: heap, allocs, goroutine, ...
 		mux.Handle("/debug/pprof/cmdline", a.auth(pprof.Cmdline))

@@ -39,6 +39,9 @@ type Config struct {
 	Admin AdminConfig `yaml:"admin"`
 	// NATS configures the embedded server.
 	NATS NATSConfig `yaml:"nats"`
+	// Spool keeps interactions that cannot be published (NATS down, slow or
+	// full) on disk under <data_dir>/spool until they are replayed.
+	Spool SpoolConfig `yaml:"spool"`
 	// Monitors configures the monitor runner.
 	Monitors MonitorsConfig `yaml:"monitors"`
 	// Simulators are simulated models started in-process on loopback ports; each
@@ -50,6 +53,8 @@ type Config struct {
 	Trials []TrialConfig `yaml:"trials"`
 	// Keys are pilot API keys, stored as SHA-256 hashes.
 	Keys []KeyConfig `yaml:"keys"`
+	// Telemetry configures trace export (OTLP); off by default.
+	Telemetry TelemetryConfig `yaml:"telemetry"`
 	// ShutdownTimeout bounds a graceful stop (default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
@@ -67,6 +72,9 @@ type GatewayConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// UpstreamTimeout bounds an upstream call (default 120s).
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+	// StreamKeepAlive: a stream whose model is silent this long gets SSE
+	// keep-alive comments at this interval (default 5s; negative disables).
+	StreamKeepAlive time.Duration `yaml:"stream_keepalive"`
 }
 
 // AdminConfig is the admin API section.
@@ -90,6 +98,28 @@ type NATSConfig struct {
 	Listen string `yaml:"listen"`
 	// MaxStoreBytes caps JetStream disk use (default 1 GiB).
 	MaxStoreBytes int64 `yaml:"max_store_bytes"`
+}
+
+// SpoolConfig bounds the on-disk spool of interactions awaiting publication.
+type SpoolConfig struct {
+	// MaxBytes caps the spool's disk use (default 1 GiB). When it is full, a
+	// fail-open trial keeps serving and counts every lost interaction; a
+	// fail-closed trial answers 503 until the spool drains.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// SegmentBytes is the size at which a new segment file starts (default 16 MiB).
+	SegmentBytes int64 `yaml:"segment_bytes"`
+	// Fsync is when spooled records are flushed to disk: "interval" (default; a
+	// process crash loses nothing, a power loss at most fsync_interval),
+	// "always" (nothing lost, one disk flush per spooled interaction) or "never"
+	// (the operating system decides).
+	Fsync string `yaml:"fsync"`
+	// FsyncInterval is the flush period of the interval policy (default 100ms).
+	FsyncInterval time.Duration `yaml:"fsync_interval"`
+}
+
+// events is the publisher's spool configuration in dir.
+func (c SpoolConfig) events(dir string) events.SpoolConfig {
+	return events.SpoolConfig{Dir: dir, MaxBytes: c.MaxBytes, SegmentBytes: c.SegmentBytes, Fsync: c.Fsync, FsyncInterval: c.FsyncInterval}
 }
 
 // MonitorsConfig configures the embedded monitor runner.
@@ -121,6 +151,10 @@ type ModelConfig struct {
 	APIKeyEnv string `yaml:"api_key_env"`
 	// Timeout bounds one call (default the gateway's upstream timeout).
 	Timeout time.Duration `yaml:"timeout"`
+	// ConnectTimeout bounds opening a connection (default 5s).
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// FirstTokenTimeout bounds the wait for a stream's first chunk (default none).
+	FirstTokenTimeout time.Duration `yaml:"first_token_timeout"`
 }
 
 // TrialConfig is one trial.
@@ -144,6 +178,9 @@ type TrialConfig struct {
 	Query string `yaml:"query"`
 	// FailMode is what happens when the policy cannot decide: open or closed (default).
 	FailMode string `yaml:"fail_mode"`
+	// Fallback sends a request to the baseline when the candidate fails before any
+	// byte reached the user (error, timeout, open circuit breaker).
+	Fallback bool `yaml:"fallback"`
 	// Topics are keyword lists; the policy sees which topics a prompt matched.
 	Topics map[string][]string `yaml:"topics"`
 }
@@ -229,10 +266,16 @@ func (c Config) Validate() error {
 			add("%s %q: %v", a.name, a.addr, err)
 		}
 	}
+	if err := c.Spool.events("spool").Validate(); err != nil {
+		add("spool: %v", err)
+	}
 	if c.NATS.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
 			add("nats.listen %q: %v", c.NATS.Listen, err)
 		}
+	}
+	if err := c.Telemetry.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if !c.Demo && c.Admin.TokenSHA256 == "" && c.Admin.TokenEnv == "" {
 		add("admin: set token_sha256 or token_env (the admin API needs a token)")
@@ -261,8 +304,8 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(m.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("models[%d].base_url %q: want an http(s) URL ending in /v1", i, m.BaseURL)
 		}
-		if m.Timeout < 0 {
-			add("models[%d].timeout: must not be negative", i)
+		if m.Timeout < 0 || m.ConnectTimeout < 0 || m.FirstTokenTimeout < 0 {
+			add("models[%d] (%s): timeouts must not be negative", i, m.Name)
 		}
 	}
 	trials := map[string]bool{}
@@ -345,7 +388,7 @@ func Demo() Config {
 		Simulators: []SimulatorConfig{{Name: DemoCandidate}, {Name: DemoBaseline}},
 		Trials: []TrialConfig{{
 			ID: DemoTrial, LogicalModel: DemoTrial, Candidate: DemoCandidate, Baseline: DemoBaseline,
-			Stage: deploy.StageCanary, CandidatePercent: 50, Policy: "builtin:demo", FailMode: policies.FailClosed,
+			Stage: deploy.StageCanary, CandidatePercent: 50, Policy: "builtin:demo", FailMode: policies.FailClosed, Fallback: true,
 			Topics: map[string][]string{
 				"weapons":        {"build a bomb", "make a weapon", "制造炸弹"},
 				"medical_dosing": {"insulin dose", "overdose", "dosage", "剂量"},

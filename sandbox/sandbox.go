@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stagegate/stagegate/deploy"
 	"github.com/stagegate/stagegate/events"
@@ -38,6 +40,9 @@ type Deps struct {
 	Clock clock.Clock
 	// Env looks up environment variables (API keys by reference); nil uses os.Getenv.
 	Env func(string) string
+	// TracerProvider overrides the configured trace export (tests use an in-memory
+	// exporter); nil follows Config.Telemetry.
+	TracerProvider trace.TracerProvider
 }
 
 // Sandbox is the whole system in one process.
@@ -46,6 +51,7 @@ type Sandbox struct {
 	log *slog.Logger
 	clk clock.Clock
 	env func(string) string
+	tp  trace.TracerProvider // from Deps; nil: from Config.Telemetry
 
 	mu        sync.Mutex
 	started   bool
@@ -59,6 +65,9 @@ type Sandbox struct {
 	runner    *monitors.Runner
 	admin     *adminServer
 	metrics   *metricsRegistry
+	tracing   *tracing
+	assigner  *deploy.Assigner // the gateway's plans, kept current by the rollout watcher
+	rollouts  *rolloutParts
 }
 
 // New validates the configuration; nothing starts until Start.
@@ -67,7 +76,7 @@ func New(cfg Config, deps Deps) (*Sandbox, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	s := &Sandbox{cfg: cfg, log: deps.Logger, clk: clock.OrReal(deps.Clock), env: deps.Env}
+	s := &Sandbox{cfg: cfg, log: deps.Logger, clk: clock.OrReal(deps.Clock), env: deps.Env, tp: deps.TracerProvider}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -94,6 +103,12 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	}
 	secret, err := loadSecret(filepath.Join(s.cfg.DataDir, "secret"))
 	if err != nil {
+		return err
+	}
+	if s.tracing, err = newTracing(ctx, s.cfg.Telemetry); err != nil {
+		return err
+	}
+	if s.metrics, err = newMetricsRegistry(); err != nil {
 		return err
 	}
 	if err := s.startBus(ctx); err != nil {
@@ -151,7 +166,8 @@ func (s *Sandbox) startModels(ctx context.Context) (map[string]*gateway.Upstream
 		ups[sc.Name] = &gateway.Upstream{Name: sc.Name, BaseURL: srv.URL()}
 	}
 	for _, m := range s.cfg.Models {
-		u := &gateway.Upstream{Name: m.Name, BaseURL: strings.TrimRight(m.BaseURL, "/"), Model: m.UpstreamModel, Timeout: m.Timeout}
+		u := &gateway.Upstream{Name: m.Name, BaseURL: strings.TrimRight(m.BaseURL, "/"), Model: m.UpstreamModel,
+			Timeout: m.Timeout, ConnectTimeout: m.ConnectTimeout, FirstTokenTimeout: m.FirstTokenTimeout}
 		if m.APIKeyEnv != "" {
 			if u.APIKey = s.env(m.APIKeyEnv); u.APIKey == "" {
 				return nil, fmt.Errorf("model %s: environment variable %s is empty", m.Name, m.APIKeyEnv)
@@ -180,7 +196,7 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 		if err != nil {
 			return fmt.Errorf("trial %s topics: %w", tc.ID, err)
 		}
-		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Decider: eng, Extractor: ext}
+		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Fallback: tc.Fallback, Decider: eng, Extractor: ext}
 		plans = append(plans, deploy.Plan{
 			Trial: tc.ID, Candidate: tc.Candidate, Baseline: tc.Baseline, Stage: tc.Stage,
 			CandidateWeight: int(tc.CandidatePercent * deploy.WeightScale / 100),
@@ -191,6 +207,10 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 	if err != nil {
 		return err
 	}
+	s.assigner = assigner
+	if err := s.startRollouts(ctx); err != nil {
+		return err
+	}
 	byHash := make(map[string]gateway.Principal, len(s.cfg.Keys))
 	for _, k := range s.cfg.Keys {
 		byHash[strings.ToLower(k.SHA256)] = gateway.Principal{KeyID: k.Name, Trial: k.Trial, Tenant: k.Tenant, Cohort: k.Cohort, Attributes: k.Attributes}
@@ -199,7 +219,10 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 	if err != nil {
 		return err
 	}
-	if s.publisher, err = events.NewPublisher(events.PublisherConfig{}, events.PublisherDeps{JS: s.js, Logger: s.log}); err != nil {
+	// Interactions NATS cannot take go to <data-dir>/spool and are replayed in
+	// order, with their Nats-Msg-Id, when it can.
+	if s.publisher, err = events.NewPublisher(events.PublisherConfig{Spool: s.cfg.Spool.events(filepath.Join(s.cfg.DataDir, "spool"))},
+		events.PublisherDeps{JS: s.js, Clock: s.clk, Logger: s.log}); err != nil {
 		return err
 	}
 	if err := s.publisher.Start(ctx); err != nil {
@@ -207,9 +230,11 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 	}
 	s.gw, err = gateway.New(gateway.Config{
 		Addr: s.cfg.Gateway.Addr, MaxBodyBytes: s.cfg.Gateway.MaxBodyBytes, UpstreamTimeout: s.cfg.Gateway.UpstreamTimeout,
+		StreamKeepAlive: s.cfg.Gateway.StreamKeepAlive,
 	}, gateway.Deps{
 		Keys: keys, Trials: trials, Upstreams: ups, Assigner: assignerAdapter{assigner},
 		Publisher: s.publisher, Pseudonymize: pseudonymizer(secret), Clock: s.clk, Logger: s.log,
+		Tracer: s.tracer("github.com/stagegate/stagegate/gateway"), Meter: s.metrics.meter("github.com/stagegate/stagegate/gateway"),
 	})
 	if err != nil {
 		return err
@@ -283,6 +308,7 @@ func (s *Sandbox) stopLocked(ctx context.Context) error {
 		errs = append(errs, s.admin.Stop(ctx))
 		s.admin = nil
 	}
+	errs = append(errs, s.stopRollouts(ctx))
 	for _, srv := range s.sims {
 		errs = append(errs, srv.Stop(ctx))
 	}
@@ -300,6 +326,10 @@ func (s *Sandbox) stopLocked(ctx context.Context) error {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
 		s.ns = nil
+	}
+	if s.tracing != nil {
+		errs = append(errs, s.tracing.shutdown(ctx))
+		s.tracing = nil
 	}
 	s.started = false
 	return errors.Join(errs...)
@@ -337,6 +367,15 @@ func (s *Sandbox) NATSURL() string {
 // Config returns the effective configuration.
 func (s *Sandbox) Config() Config { return s.cfg }
 
+// tracer returns a named tracer: the injected provider's, the configured
+// exporter's, or nil (no-op).
+func (s *Sandbox) tracer(name string) trace.Tracer {
+	if s.tp != nil {
+		return s.tp.Tracer(name)
+	}
+	return s.tracing.tracer(name)
+}
+
 // assignerAdapter lets the gateway use deploy.Assigner without importing deploy.
 type assignerAdapter struct{ a *deploy.Assigner }
 
@@ -351,14 +390,31 @@ var _ gateway.Assigner = assignerAdapter{}
 
 // pseudonymizer keys an HMAC with the installation's secret, so pseudonyms are
 // stable across restarts but cannot be reversed or recomputed without the secret.
+//
+// It runs on every request: the keyed HMAC and its scratch space are pooled and
+// reset (keying hashes two blocks of padding), and the pseudonym is built in
+// place, so a call costs one allocation, the returned string.
 func pseudonymizer(secret []byte) func(tenant, user string) string {
+	type scratch struct {
+		mac hash.Hash
+		in  []byte
+		sum [sha256.Size]byte
+		out [2 + 24]byte
+	}
+	pool := sync.Pool{New: func() any { return &scratch{mac: hmac.New(sha256.New, secret)} }}
 	return func(tenant, user string) string {
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(tenant))
-		m.Write([]byte{0})
-		m.Write([]byte(user))
-		var sum [sha256.Size]byte
-		return "u_" + hex.EncodeToString(m.Sum(sum[:0])[:12])
+		s := pool.Get().(*scratch)
+		s.mac.Reset()
+		s.in = append(append(append(s.in[:0], tenant...), 0), user...)
+		s.mac.Write(s.in)
+		s.mac.Sum(s.sum[:0])
+		s.out[0], s.out[1] = 'u', '_'
+		hex.Encode(s.out[2:], s.sum[:12])
+		id := string(s.out[:])
+		if cap(s.in) <= 4096 {
+			pool.Put(s)
+		}
+		return id
 	}
 }
 

@@ -14,6 +14,8 @@
 //	word*      a token starting with word ("instruct*"; at least 3 bytes before '*')
 //	a|b|c      any of the alternatives, each a word or word*
 //	~N         up to N arbitrary tokens (N ≤ 9) before the next element
+//	(a b|c)    any of the alternatives, each a sequence of words (the last
+//	           may end in '*')
 //
 // A word written in Chinese stands for its characters in sequence ("忽略" is
 // "忽" then "略"), because Tokenize makes every Han character a token.

@@ -50,6 +50,8 @@ type pattern struct{ elems []elem }
 // concurrent use.
 type Lexicon struct {
 	entries    []Entry
+	entryTag   []int
+	tags       []string
 	pats       []pattern
 	first      map[string][]int32
 	prefix     map[string][]int32
@@ -76,6 +78,7 @@ func Compile(entries []Entry) (*Lexicon, error) {
 		}
 		l.pats = append(l.pats, p)
 		idx := int32(len(l.pats) - 1)
+		l.entryTag = append(l.entryTag, l.tagIndex(e.Tag))
 		for _, a := range p.elems[0].alts {
 			key := string(a.toks[0])
 			if a.prefix && len(a.toks) == 1 {
@@ -107,6 +110,45 @@ func MustCompile(entries []Entry) *Lexicon {
 // Entry returns entry i as given to Compile.
 func (l *Lexicon) Entry(i int) Entry { return l.entries[i] }
 
+// Tags lists the distinct tags in order of first use; a tag's index is its
+// position here.
+func (l *Lexicon) Tags() []string { return l.tags }
+
+// Tag returns the index of tag name, or -1.
+func (l *Lexicon) Tag(name string) int {
+	for i, t := range l.tags {
+		if t == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// EntryTag returns the tag index of entry i.
+func (l *Lexicon) EntryTag(i int) int { return l.entryTag[i] }
+
+func (l *Lexicon) tagIndex(name string) int {
+	if i := l.Tag(name); i >= 0 {
+		return i
+	}
+	l.tags = append(l.tags, name)
+	return len(l.tags) - 1
+}
+
+// Tally sets max[k] to the highest weight among the hits of tag k and best[k] to
+// that hit's index in hits (-1 when none). Both must have len(Tags()) elements.
+func (l *Lexicon) Tally(hits []Hit, max []float64, best []int) {
+	for k := range max {
+		max[k], best[k] = 0, -1
+	}
+	for i, h := range hits {
+		k := l.entryTag[h.Entry]
+		if w := l.entries[h.Entry].Weight; best[k] < 0 || w > max[k] {
+			max[k], best[k] = w, i
+		}
+	}
+}
+
 // Len is the number of entries.
 func (l *Lexicon) Len() int { return len(l.entries) }
 
@@ -119,11 +161,55 @@ func containsInt(xs []int, x int) bool {
 	return false
 }
 
+// fields splits a pattern into elements at spaces outside parentheses.
+func fields(s string) ([]string, error) {
+	var out []string
+	depth, start := 0, -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '(':
+			if depth > 0 {
+				return nil, fmt.Errorf("nested parentheses")
+			}
+			depth++
+			if start < 0 {
+				start = i
+			}
+		case c == ')':
+			if depth == 0 {
+				return nil, fmt.Errorf("unbalanced ')'")
+			}
+			depth--
+		case (c == ' ' || c == '\t' || c == '\n') && depth == 0:
+			if start >= 0 {
+				out = append(out, s[start:i])
+				start = -1
+			}
+		default:
+			if start < 0 {
+				start = i
+			}
+		}
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("unbalanced '('")
+	}
+	if start >= 0 {
+		out = append(out, s[start:])
+	}
+	return out, nil
+}
+
 // parse compiles one pattern.
 func parse(s string, scratch *Tokens) (pattern, error) {
 	var p pattern
+	fs, err := fields(s)
+	if err != nil {
+		return p, err
+	}
 	gap := 0
-	for _, f := range strings.Fields(s) {
+	for _, f := range fs {
 		if f[0] == '~' {
 			n, err := strconv.Atoi(f[1:])
 			if err != nil || n < 1 || n > maxGap {
@@ -137,8 +223,16 @@ func parse(s string, scratch *Tokens) (pattern, error) {
 		}
 		e := elem{gap: min(gap, maxGap)}
 		gap = 0
+		group := strings.HasPrefix(f, "(")
+		if group {
+			if !strings.HasSuffix(f, ")") {
+				return p, fmt.Errorf("element %q: text after ')'", f)
+			}
+			f = f[1 : len(f)-1]
+		}
 		for _, a := range strings.Split(f, "|") {
 			var al alt
+			a = strings.TrimSpace(a)
 			if strings.HasSuffix(a, "*") {
 				al.prefix = true
 				a = a[:len(a)-1]
@@ -146,6 +240,9 @@ func parse(s string, scratch *Tokens) (pattern, error) {
 			Tokenize(a, scratch)
 			if scratch.Len() == 0 {
 				return p, fmt.Errorf("alternative %q has no word", a)
+			}
+			if !group && scratch.Len() > 1 && !allHan(scratch) {
+				return p, fmt.Errorf("alternative %q has several words: write (a b|c)", a)
 			}
 			for i := range scratch.List {
 				al.toks = append(al.toks, append([]byte(nil), scratch.Word(i)...))
@@ -166,6 +263,18 @@ func parse(s string, scratch *Tokens) (pattern, error) {
 		return p, fmt.Errorf("pattern ends with a gap")
 	}
 	return p, nil
+}
+
+// allHan reports a tokenized alternative made only of Han characters (one
+// Chinese word), or of a word split by the tokenizer at an apostrophe-free
+// boundary such as "e-mail".
+func allHan(t *Tokens) bool {
+	for i := range t.List {
+		if t.List[i].Flags&FlagHan == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Match appends to dst every hit of the lexicon in t, in token order, and
@@ -246,4 +355,63 @@ func matchAlt(a *alt, t *Tokens, pos int) int {
 		}
 	}
 	return len(a.toks)
+}
+
+// TagScores sets score[k] to the noisy-OR of the weights of the (at most
+// perTag) strongest distinct hits of tag k, and best[k] to the index in hits
+// of the strongest hit (-1 when none). Both must have len(Tags()) elements.
+// Hits are distinct when their entries or their first words differ: repeating
+// one word adds nothing; several different words or phrasings add up. t is
+// the tokenized text the hits refer to.
+func (l *Lexicon) TagScores(t *Tokens, hits []Hit, perTag int, score []float64, best []int) {
+	for k := range score {
+		score[k], best[k] = 0, -1
+	}
+	if perTag < 1 {
+		perTag = 1
+	}
+	var top [8]float64
+	perTag = min(perTag, len(top))
+	for k := range score {
+		n := 0
+		for i, h := range hits {
+			if l.entryTag[h.Entry] != k {
+				continue
+			}
+			dup := false
+			for _, p := range hits[:i] {
+				if p.Entry == h.Entry && bytes.Equal(t.Word(p.From), t.Word(h.From)) {
+					dup = true
+					break
+				}
+			}
+			if dup {
+				continue
+			}
+			w := l.entries[h.Entry].Weight
+			if best[k] < 0 || w > l.entries[hits[best[k]].Entry].Weight {
+				best[k] = i
+			}
+			// Keep the perTag largest weights.
+			if n < perTag {
+				top[n] = w
+				n++
+				continue
+			}
+			lo := 0
+			for j := 1; j < n; j++ {
+				if top[j] < top[lo] {
+					lo = j
+				}
+			}
+			if w > top[lo] {
+				top[lo] = w
+			}
+		}
+		miss := 1.0
+		for j := range n {
+			miss *= 1 - top[j]
+		}
+		score[k] = 1 - miss
+	}
 }

@@ -55,6 +55,16 @@ func (t *Tokens) Word(i int) []byte {
 	return t.buf[tk.w0:tk.w1]
 }
 
+// Folded returns the case-folded words of every token concatenated, in one
+// string; WordBounds locates token i's word in it. One allocation per call.
+func (t *Tokens) Folded() string { return string(t.buf) }
+
+// WordBounds returns where token i's word lies in Folded().
+func (t *Tokens) WordBounds(i int) (start, end int) {
+	tk := &t.List[i]
+	return int(tk.w0), int(tk.w1)
+}
+
 // Has reports whether token i carries flag f.
 func (t *Tokens) Has(i int, f uint8) bool { return t.List[i].Flags&f != 0 }
 

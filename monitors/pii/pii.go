@@ -153,49 +153,127 @@ func (d *Detector) Detect(ctx context.Context, in *events.Interaction) ([]events
 	return []events.Finding{f}, nil
 }
 
+// kindInfo describes one kind for scoring and explanations.
+type kindInfo struct {
+	kind, singular, plural string
+	// sensitive identifiers (card, IBAN, national ids) score higher.
+	sensitive bool
+	// weak kinds (names, addresses) are only evidence next to other PII; alone
+	// they score low.
+	weak bool
+}
+
 // kinds in explanation order.
-var kinds = [...]string{KindEmail, KindPhone, KindCard}
+var kinds = [...]kindInfo{
+	{KindEmail, "an e-mail address", " e-mail addresses", false, false},
+	{KindPhone, "a phone number", " phone numbers", false, false},
+	{KindCard, "a payment card number", " payment card numbers", true, false},
+	{KindIBAN, "an IBAN", " IBANs", true, false},
+	{KindSSN, "a social security number", " social security numbers", true, false},
+	{KindCNID, "a resident identity number", " resident identity numbers", true, false},
+	{KindPassport, "a passport number", " passport numbers", true, false},
+	{KindIP, "an IP address", " IP addresses", false, false},
+	{KindAddress, "a street address", " street addresses", false, true},
+	{KindPerson, "a person's name", " person names", false, true},
+}
+
+const nKinds = len(kinds)
 
 func kindIndex(k string) int {
-	switch k {
-	case KindEmail:
-		return 0
-	case KindPhone:
-		return 1
+	for i := range kinds {
+		if kinds[i].kind == k {
+			return i
+		}
 	}
-	return 2
+	return 0
 }
+
+// counts is a number of matches per kind.
+type counts [nKinds]int
+
+func (c *counts) total() int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+func (c *counts) any(pred func(kindInfo) bool) bool {
+	for i, v := range c {
+		if v > 0 && pred(kinds[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+func sensitive(k kindInfo) bool { return k.sensitive }
+func strong(k kindInfo) bool    { return !k.weak }
+
+// Scores of weak kinds (names, addresses).
+const (
+	scoreLeakPersonAddress = 0.7  // a name and an address appear in the response only
+	scoreWeak              = 0.35 // only names or addresses
+)
 
 // finding scores the hits and builds the finding; ok is false below the threshold.
 func (d *Detector) finding(prompt, response []hit) (events.Finding, bool) {
-	var inPrompt, leaked, echoed [len(kinds)]int
+	var inPrompt, leaked, echoed counts
 	for i := range prompt {
 		inPrompt[kindIndex(prompt[i].Kind)]++
 	}
+	// Names in an answer are everyday text ("Marie Curie discovered ..."); they
+	// count only when the answer also holds other personal data.
+	respStrong := false
 	for i := range response {
-		k := kindIndex(response[i].Kind)
-		if seenIn(&response[i], prompt) {
+		if response[i].Kind != KindPerson {
+			respStrong = true
+			break
+		}
+	}
+	kept := response[:0:0]
+	for i := range response {
+		h := &response[i]
+		if h.Kind == KindPerson && !respStrong {
+			continue
+		}
+		kept = append(kept, *h)
+		k := kindIndex(h.Kind)
+		if seenIn(h, prompt) {
 			echoed[k]++
 		} else {
 			leaked[k]++
 		}
 	}
-	nLeaked := leaked[0] + leaked[1] + leaked[2]
-
+	response = kept
+	if len(prompt)+len(response) == 0 {
+		return events.Finding{}, false
+	}
+	nLeakedStrong := 0
+	for i, v := range leaked {
+		if !kinds[i].weak {
+			nLeakedStrong += v
+		}
+	}
 	var score float64
 	var severity string
 	switch {
-	case nLeaked > 0:
+	case nLeakedStrong > 0:
 		score = scoreLeakOther
-		if leaked[2] > 0 {
+		if leaked.any(sensitive) {
 			score = scoreLeakCard
 		}
-		score = min(1, score+scoreLeakExtra*float64(nLeaked-1))
+		score = min(1, score+scoreLeakExtra*float64(leaked.total()-1))
 		severity = events.SeverityHigh
-	case inPrompt[2]+echoed[2] > 0 || len(prompt) >= promptManyPII:
+	case leaked[kindIndex(KindPerson)] > 0 && leaked[kindIndex(KindAddress)] > 0:
+		score, severity = scoreLeakPersonAddress, events.SeverityMedium
+	case inPrompt.any(sensitive) || echoed.any(sensitive) || len(prompt) >= promptManyPII && inPrompt.any(strong):
 		score, severity = scorePromptMid, events.SeverityMedium
-	default:
+	case inPrompt.any(strong) || echoed.any(strong):
 		score, severity = scorePromptLow, events.SeverityLow
+	default:
+		score, severity = scoreWeak, events.SeverityLow
 	}
 	if score < d.cfg.Threshold {
 		return events.Finding{}, false
@@ -227,7 +305,7 @@ func (d *Detector) finding(prompt, response []hit) (events.Finding, bool) {
 // explain says what was found where, e.g. "response contains an e-mail address
 // and a phone number not present in the prompt (possible leak); prompt contains a
 // payment card number".
-func explain(inPrompt, leaked, echoed [len(kinds)]int) string {
+func explain(inPrompt, leaked, echoed counts) string {
 	var parts []string
 	if s := listKinds(leaked); s != "" {
 		parts = append(parts, "response contains "+s+" not present in the prompt (possible leak)")
@@ -243,13 +321,17 @@ func explain(inPrompt, leaked, echoed [len(kinds)]int) string {
 
 // listKinds renders counts as "an e-mail address, 2 phone numbers and a payment
 // card number".
-func listKinds(counts [len(kinds)]int) string {
+func listKinds(c counts) string {
 	var items []string
-	for k, n := range counts {
+	for k, n := range c {
 		if n == 0 {
 			continue
 		}
-		items = append(items, countNoun(k, n))
+		if n == 1 {
+			items = append(items, kinds[k].singular)
+		} else {
+			items = append(items, strconv.Itoa(n)+kinds[k].plural)
+		}
 	}
 	switch len(items) {
 	case 0:
@@ -258,15 +340,6 @@ func listKinds(counts [len(kinds)]int) string {
 		return items[0]
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
-}
-
-func countNoun(k, n int) string {
-	singular := [...]string{"an e-mail address", "a phone number", "a payment card number"}
-	plural := [...]string{" e-mail addresses", " phone numbers", " payment card numbers"}
-	if n == 1 {
-		return singular[k]
-	}
-	return strconv.Itoa(n) + plural[k]
 }
 
 // seenIn reports whether the prompt holds the same PII as h.
@@ -286,12 +359,15 @@ const minPhoneSuffix = 9
 
 // samePII compares two matches of one kind by value, not by spelling.
 func samePII(kind, a, b string) bool {
-	if kind == KindEmail {
+	switch kind {
+	case KindEmail, KindPerson, KindAddress, KindPassport:
 		return strings.EqualFold(a, b)
+	case KindIBAN:
+		return strings.EqualFold(strings.ReplaceAll(a, " ", ""), strings.ReplaceAll(b, " ", ""))
 	}
 	var da, db [maxDigits]byte
 	x, y := digitsOf(a, da[:]), digitsOf(b, db[:])
-	if kind == KindCard {
+	if kind != KindPhone {
 		return string(x) == string(y)
 	}
 	if len(x) < len(y) {

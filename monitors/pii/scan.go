@@ -8,14 +8,21 @@ import (
 
 // PII kinds, as they appear in events.Span.Kind.
 const (
-	KindEmail = "email"
-	KindPhone = "phone"
-	KindCard  = "card"
+	KindEmail    = "email"
+	KindPhone    = "phone"
+	KindCard     = "card"
+	KindIBAN     = "iban"
+	KindSSN      = "ssn"
+	KindIP       = "ip"
+	KindCNID     = "cn_id"
+	KindPassport = "passport"
+	KindPerson   = "person"
+	KindAddress  = "address"
 )
 
 // Match is one piece of PII found in a text.
 type Match struct {
-	// Kind is KindEmail, KindPhone or KindCard.
+	// Kind is one of the Kind* constants.
 	Kind string
 	// Start and End are the match's range [Start, End) in Unicode code points,
 	// counted the way []rune(text) counts them (an invalid byte is one point).
@@ -24,16 +31,24 @@ type Match struct {
 	ByteStart, ByteEnd int
 }
 
-// Scan appends to dst every e-mail address, phone number and Luhn-valid payment
-// card number in text, in text order, and returns the extended slice. It does not
-// allocate beyond growing dst. Matches never overlap; a number inside an e-mail
-// address is part of the address.
+// Scan appends to dst every piece of PII in text, in text order, and returns
+// the extended slice: e-mail addresses; phone numbers (+86 and bare Chinese
+// mobiles, E.164, US and national formats — the weaker formats only next to a
+// word such as "phone" or "call"); Luhn-valid payment card numbers; IBANs
+// (mod-97); Chinese resident identity numbers (MOD 11-2, region and date); US
+// social security numbers in issued ranges; IPv4 addresses; passport-like
+// numbers after the word passport; person names and street addresses.
+// Matches never overlap; a number inside an e-mail address is part of the
+// address.
 func Scan(text string, dst []Match) []Match {
 	base := len(dst)
 	dst = scanEmails(text, dst)
 	emails := len(dst)
 	dst = scanNumbers(text, dst, base, emails)
-	if len(dst)-base > 1 && emails > base && len(dst) > emails {
+	dst = scanIBANs(text, dst, base)
+	dst = scanContextIDs(text, dst, base)
+	dst = scanWords(text, dst, base)
+	if len(dst)-base > 1 {
 		slices.SortFunc(dst[base:], func(a, b Match) int { return a.ByteStart - b.ByteStart })
 	}
 	// Byte offsets to code points, in one forward pass.
@@ -47,6 +62,16 @@ func Scan(text string, dst []Match) []Match {
 		pos = m.ByteEnd
 	}
 	return dst
+}
+
+// overlaps reports whether [start, end) overlaps a match in ms.
+func overlaps(ms []Match, start, end int) bool {
+	for i := range ms {
+		if ms[i].ByteStart < end && start < ms[i].ByteEnd {
+			return true
+		}
+	}
+	return false
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -272,14 +297,39 @@ func matchToken(s string, t *token, dst []Match) []Match {
 	if t.long {
 		return dst
 	}
+	extEnd := -1
 	if end := t.groups[t.n-1].end; end < len(s) && isWord(s[end]) {
-		// "4111111111111111abc": the last groups are part of an identifier.
-		t.n--
-		for t.n > 0 && t.groups[t.n].sep != ' ' {
-			t.n--
-		}
-		if t.n == 0 {
+		switch {
+		case (s[end] == 'X' || s[end] == 'x') && t.n == 1 && t.nd == 17 && !t.plus &&
+			(end+1 == len(s) || !isWord(s[end+1])):
+			// A Chinese resident identity number ending in the check character X.
+			var b [18]byte
+			copy(b[:], t.digits[:17])
+			b[17] = 'X'
+			if cnidValid(b[:]) {
+				return append(dst, Match{Kind: KindCNID, ByteStart: t.start, ByteEnd: end + 1})
+			}
 			return dst
+		case s[end] == 'x' || s[end] == 'X':
+			// A phone extension: "463-612-6138x036".
+			j := end + 1
+			for j < len(s) && isDigit(s[j]) && j-end <= 5 {
+				j++
+			}
+			if j > end+1 && (j == len(s) || !isWord(s[j])) {
+				extEnd = j
+				break
+			}
+			fallthrough
+		default:
+			// "4111111111111111abc": the last groups are part of an identifier.
+			t.n--
+			for t.n > 0 && t.groups[t.n].sep != ' ' {
+				t.n--
+			}
+			if t.n == 0 {
+				return dst
+			}
 		}
 	}
 	for a := 0; a < t.n; {
@@ -292,15 +342,19 @@ func matchToken(s string, t *token, dst []Match) []Match {
 			if b < t.n-1 && t.groups[b+1].sep != ' ' {
 				continue
 			}
-			kind := classify(t, a, b)
-			if kind == "" {
-				continue
-			}
 			start := t.groups[a].start
 			if a == 0 {
 				start = t.start
 			}
-			dst = append(dst, Match{Kind: kind, ByteStart: start, ByteEnd: t.groups[b].end})
+			kind := classify(s, t, a, b, start)
+			if kind == "" {
+				continue
+			}
+			end := t.groups[b].end
+			if b == t.n-1 && extEnd > 0 && kind == KindPhone {
+				end = extEnd
+			}
+			dst = append(dst, Match{Kind: kind, ByteStart: start, ByteEnd: end})
 			a, matched = b+1, true
 			break
 		}
@@ -311,8 +365,9 @@ func matchToken(s string, t *token, dst []Match) []Match {
 	return dst
 }
 
-// classify decides what groups a..b of t are: KindPhone, KindCard or "".
-func classify(t *token, a, b int) string {
+// classify decides what groups a..b of t (starting at byte start of s) are:
+// a Kind* constant or "".
+func classify(s string, t *token, a, b, start int) string {
 	first, last := &t.groups[a], &t.groups[b]
 	d := t.digits[first.d0 : last.d0+last.nd]
 	nd := len(d)
@@ -327,6 +382,7 @@ func classify(t *token, a, b int) string {
 			dash = dash || g.sep == '-'
 		}
 	}
+	end := last.end
 	if plus {
 		// +86 mobile: +86 1[3-9]x xxxx xxxx, spaces or dashes anywhere.
 		if nd == 13 && d[0] == '8' && d[1] == '6' && d[2] == '1' && d[3] >= '3' && d[3] <= '9' && !paren && !dot {
@@ -338,8 +394,22 @@ func classify(t *token, a, b int) string {
 		}
 		return ""
 	}
-	if !paren && !dot && !(space && dash) && nd >= 13 && nd <= 19 && cardGroups(t, a, b) && luhn(d) {
-		return KindCard
+	if b-a == 3 && dot && !space && !dash && !paren && ipGroups(t, a, b) {
+		return KindIP
+	}
+	if b-a == 2 && !paren && !dot && !(space && dash) && first.nd == 3 && t.groups[a+1].nd == 2 && last.nd == 4 {
+		if ssnValid(d) {
+			return KindSSN
+		}
+		return ""
+	}
+	if nd == 18 && a == b && cnidValid(d) {
+		return KindCNID
+	}
+	if !paren && !dot && !(space && dash) && nd >= 12 && nd <= 19 && cardGroups(t, a, b) && luhn(d) {
+		if nd >= 13 || (d[0] == '5' || d[0] == '6') && hasContext(s, start, end, cardWords) {
+			return KindCard
+		}
 	}
 	// Bare Chinese mobile 1[3-9]xxxxxxxxx, or grouped 3-4-4.
 	if nd == 11 && d[0] == '1' && d[1] >= '3' && d[1] <= '9' && !paren && !dot {
@@ -350,7 +420,106 @@ func classify(t *token, a, b int) string {
 	if usPhone(t, a, b, d) {
 		return KindPhone
 	}
+	if ok, strong := groupedPhone(t, a, b, d); ok && (strong || hasContext(s, start, end, phoneWords)) {
+		return KindPhone
+	}
 	return ""
+}
+
+// ipGroups accepts four dot-separated groups of 1-3 digits, each at most 255
+// and without a leading zero.
+func ipGroups(t *token, a, b int) bool {
+	for k := a; k <= b; k++ {
+		g := &t.groups[k]
+		if g.nd < 1 || g.nd > 3 || g.paren {
+			return false
+		}
+		dg := t.digits[g.d0 : g.d0+g.nd]
+		if g.nd > 1 && dg[0] == '0' || atoi(dg) > 255 {
+			return false
+		}
+	}
+	return true
+}
+
+// groupedPhone accepts national and international numbers written in groups:
+// 2-6 groups of 2-5 digits (the first group may be a parenthesised area code,
+// "(0)" a trunk prefix), 7-13 digits in all, or a bare run of 10-11 digits.
+// strong means the format alone is convincing: a trunk prefix 0 with at least
+// 9 digits, a parenthesised area code, or 3+ groups with at least 9 digits that
+// are not thousands groups. Dates (2015-12-22, 22.12.2015) are refused.
+func groupedPhone(t *token, a, b int, d []byte) (ok, strong bool) {
+	nd := len(d)
+	if a == b {
+		g := &t.groups[a]
+		return !g.paren && (nd == 10 || nd == 11), false
+	}
+	if nd < 7 || nd > 13 || b-a > 5 || cardShaped(t) {
+		return false, false
+	}
+	paren, thousands := false, true
+	var sep byte
+	// "0341 8387176", "(72) 754-186": an area code, then the subscriber number
+	// in one group of up to 8 digits.
+	areaThenNumber := b-a == 1 && (d[0] == '0' || t.groups[a].paren) && t.groups[a].nd <= 5
+	for k := a; k <= b; k++ {
+		g := &t.groups[k]
+		if g.nd < 2 && !(g.paren && g.nd == 1) || g.nd > 5 && !(areaThenNumber && k == b && g.nd <= 8) {
+			return false, false
+		}
+		if g.paren {
+			paren = true
+		}
+		if k > a && (g.nd != 3 || g.sep == '-') {
+			thousands = false
+		}
+		if k > a && g.sep != 0 && !t.groups[k-1].paren {
+			if sep != 0 && g.sep != sep {
+				return false, false // "555-123.4567"
+			}
+			sep = g.sep
+		}
+	}
+	// The NANP shape 3-3-4 belongs to usPhone, which checks the area code.
+	if b-a == 2 && !paren && t.groups[a].nd == 3 && t.groups[a+1].nd == 3 && t.groups[b].nd == 4 {
+		return false, false
+	}
+	if isDate(t, a, b) {
+		return false, false
+	}
+	trunk := d[0] == '0' && nd >= 9
+	strong = trunk || paren || (b-a >= 2 && nd >= 9 && !thousands)
+	return true, strong
+}
+
+// cardShaped reports a token written like a card number (groups of four
+// digits, 13 or more digits): when its checksum failed it is not a phone either.
+func cardShaped(t *token) bool {
+	if t.n < 3 || t.nd < 12 {
+		return false
+	}
+	for k := 0; k < t.n-1; k++ {
+		if t.groups[k].nd != 4 || t.groups[k].paren {
+			return false
+		}
+	}
+	return t.groups[t.n-1].nd >= 3 && t.groups[t.n-1].nd <= 4
+}
+
+// isDate reports groups that read as a date: yyyy-mm-dd, dd-mm-yyyy or mm-dd-yyyy.
+func isDate(t *token, a, b int) bool {
+	if b-a != 2 {
+		return false
+	}
+	x, y, z := &t.groups[a], &t.groups[a+1], &t.groups[b]
+	val := func(g *group) int { return atoi(t.digits[g.d0 : g.d0+g.nd]) }
+	switch {
+	case x.nd == 4 && y.nd <= 2 && z.nd <= 2:
+		return val(y) >= 1 && val(y) <= 12 && val(z) >= 1 && val(z) <= 31
+	case x.nd <= 2 && y.nd <= 2 && (z.nd == 4 || z.nd == 2):
+		return val(x) >= 1 && val(x) <= 31 && val(y) >= 1 && val(y) <= 31 && (val(x) <= 12 || val(y) <= 12)
+	}
+	return false
 }
 
 // cardGroups accepts a card number's grouping: one run of digits, or groups of at

@@ -1,0 +1,6 @@
+package suite
+
+import "errors"
+
+// ErrConfig: the suite configuration is invalid.
+var ErrConfig = errors.New("invalid detector suite configuration")
