@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -80,6 +81,7 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 	g.finish(x, err)
 	g.publish(x)
 	g.metrics.record(ctx, x)
+	g.logDecision(ctx, x)
 	endServerSpan(span, x, err)
 }
 
@@ -326,3 +328,21 @@ func (g *Gateway) traceID(r *http.Request) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// logDecision writes the decision log line of a decided request.
+func (g *Gateway) logDecision(ctx context.Context, x *exchange) {
+	if g.d.DecisionLog == nil || x.req == nil || x.in.Status == "" {
+		return
+	}
+	d := x.in.Decision
+	codes := make([]string, len(d.Reasons))
+	for i, r := range d.Reasons {
+		codes[i] = r.Code
+	}
+	g.d.DecisionLog.LogAttrs(ctx, slog.LevelInfo, "decision",
+		slog.String("trial", x.in.Trial), slog.String("interaction", x.in.ID), slog.Bool("allow", d.Allow),
+		slog.Any("reasons", codes), slog.String("policy_revision", d.PolicyRevision), slog.String("input_hash", d.InputHash),
+		slog.Bool("memo_hit", d.MemoHit), slog.Int64("eval_us", d.EvalMicros), slog.String("stage", x.in.Stage),
+		slog.String("model", x.in.Model), slog.String("route", x.in.Route), slog.String("status", x.in.Status),
+		slog.Int("http_status", x.in.HTTPStatus))
+}

@@ -16,9 +16,13 @@ import (
 // and anything it is not sure of (escaped or case-variant keys, duplicate keys,
 // unexpected types, invalid JSON, deep nesting) goes to json.Unmarshal. The
 // result never differs: FuzzDecodeCompletion compares the two.
+//
+// The backing array of c.Choices is reused, so a caller decoding chunk after
+// chunk into one completion allocates it once.
 func decodeCompletion(b []byte, c *completion) error {
+	spare := c.Choices[:0]
 	*c = completion{}
-	p := scanner{b: b}
+	p := scanner{b: b, spare: spare}
 	if p.completion(c) {
 		return nil
 	}
@@ -33,8 +37,9 @@ const maxFastDepth = 64
 // scanner is a strict JSON reader over b; every method reports false when the
 // input is not what it handles, never guessing.
 type scanner struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	spare []choiceFields // reused for completion.Choices
 }
 
 func (p *scanner) ws() {
@@ -311,7 +316,10 @@ func (p *scanner) completion(c *completion) bool {
 			if p.peek() != '[' {
 				return false
 			}
-			c.Choices = emptySlice(c.Choices)
+			c.Choices = p.spare[:0]
+			if c.Choices == nil {
+				c.Choices = make([]choiceFields, 0, 1) // [] decodes to an empty, non-nil slice
+			}
 			return p.array(func() bool {
 				var ch *choiceFields
 				c.Choices, ch = appendZero(c.Choices)
@@ -432,9 +440,6 @@ func (p *scanner) usage(u *events.Usage) bool {
 		return true
 	})
 }
-
-// emptySlice returns an empty, non-nil slice, as encoding/json leaves for [].
-func emptySlice[S ~[]E, E any](S) S { return make(S, 0, 1) }
 
 // appendZero appends a zero element and returns a pointer to it.
 func appendZero[S ~[]E, E any](s S) (S, *E) {

@@ -110,3 +110,17 @@ func BenchmarkDecodeCompletion(b *testing.B) {
 		}
 	})
 }
+
+// TestDecodeCompletionReusesWithoutLeaking decodes the corpus one after another
+// into one completion, as recordStream does: nothing of an earlier chunk may show.
+func TestDecodeCompletionReusesWithoutLeaking(t *testing.T) {
+	var c completion
+	for _, s := range append(completionCorpus, completionCorpus...) {
+		var want completion
+		werr := json.Unmarshal([]byte(s), &want)
+		gerr := decodeCompletion([]byte(s), &c)
+		if (werr == nil) != (gerr == nil) || (werr == nil && !reflect.DeepEqual(c, want)) {
+			t.Fatalf("%q after other chunks:\n got %+v (%v)\nwant %+v (%v)", s, c, gerr, want, werr)
+		}
+	}
+}

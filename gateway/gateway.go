@@ -45,6 +45,9 @@ type Deps struct {
 	Tracer trace.Tracer
 	// Meter for request metrics; nil records nothing.
 	Meter metric.Meter
+	// DecisionLog, when set, receives one line per decided request: the decision,
+	// its reasons and policy revision, and what happened (no prompt text).
+	DecisionLog *slog.Logger
 }
 
 // Stats are cumulative request counters.

@@ -46,3 +46,16 @@ func putCapture(b *bytes.Buffer) {
 		captures.Put(b)
 	}
 }
+
+// Constant header values shared by every answer and upstream request: net/http
+// only reads them, and Header.Set would allocate a slice per header per request.
+var (
+	hdrJSON        = []string{"application/json"}
+	hdrEventStream = []string{"text/event-stream"}
+	hdrNoCache     = []string{"no-cache"}
+	hdrNo          = []string{"no"}
+)
+
+// headerTraceparent is traceparent in canonical form; Set("traceparent", ...)
+// allocates the canonical key on every call.
+const headerTraceparent = "Traceparent"

@@ -69,7 +69,7 @@ func (g *Gateway) proxy(x *exchange) error {
 		}
 	}
 	h := x.w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = hdrJSON
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.w.WriteHeader(http.StatusOK)
 	x.wrote = true
@@ -225,10 +225,10 @@ func (g *Gateway) stream(x *exchange) error {
 func recordStream(in *events.Interaction, capture []byte) {
 	var content bytes.Buffer
 	chunks := 0
+	var c completion // reused: decodeCompletion keeps its choices array
 	for len(capture) > 0 {
 		line, rest, _ := bytes.Cut(capture, []byte{'\n'})
 		capture = rest
-		var c completion
 		if decodeCompletion(line, &c) != nil {
 			continue
 		}

@@ -122,9 +122,9 @@ func (g *Gateway) send(x *exchange, u *Upstream) (*http.Response, context.Cancel
 		cancel()
 		return nil, nil, Error(http.StatusBadGateway, fmt.Errorf("%w: %s: %v", ErrUpstream, u.Name, err)), unhealthy
 	}
-	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header["Content-Type"] = hdrJSON
 	if x.req.Stream {
-		hreq.Header.Set("Accept", "text/event-stream")
+		hreq.Header["Accept"] = hdrEventStream
 	}
 	if u.APIKey != "" {
 		hreq.Header.Set("Authorization", "Bearer "+u.APIKey)
@@ -132,7 +132,7 @@ func (g *Gateway) send(x *exchange, u *Upstream) (*http.Response, context.Cancel
 	if x.upSpan.SpanContext().IsValid() {
 		traceContext.Inject(ctx, propagation.HeaderCarrier(hreq.Header))
 	} else if tp := events.TraceParent(x.in.TraceID); tp != "" {
-		hreq.Header.Set("traceparent", tp)
+		hreq.Header[headerTraceparent] = []string{tp}
 	}
 	upStart := g.clk.Now()
 	stopKeepAlive := g.keepAlive(x)
@@ -201,9 +201,9 @@ func (g *Gateway) commitSSE(x *exchange) {
 		return
 	}
 	h := x.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	h["Content-Type"] = hdrEventStream
+	h["Cache-Control"] = hdrNoCache
+	h["X-Accel-Buffering"] = hdrNo
 	x.w.WriteHeader(http.StatusOK)
 	x.sse = true
 }

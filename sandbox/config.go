@@ -55,6 +55,9 @@ type Config struct {
 	Keys []KeyConfig `yaml:"keys"`
 	// Telemetry configures trace export (OTLP); off by default.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// Logs configures shipping decision, incident, rollout and audit logs to Loki;
+	// off by default.
+	Logs LogsConfig `yaml:"logs"`
 	// ShutdownTimeout bounds a graceful stop (default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
@@ -275,6 +278,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.Telemetry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Logs.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if !c.Demo && c.Admin.TokenSHA256 == "" && c.Admin.TokenEnv == "" {

@@ -62,6 +62,12 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 		{"stagegate.publish.replayed", "Spooled interactions replayed to JetStream.", func() int64 { return int64(s.publisher.Stats().Replayed) }},
 		{"stagegate.publish.lost", "Interactions lost: NATS down and the spool full (fail-open trials).", func() int64 { return int64(s.publisher.Stats().Lost) }},
 	}
+	if s.loki != nil {
+		counters = append(counters,
+			counter{"stagegate.logs.loki.shipped", "Log lines handed to the Loki client.", func() int64 { return int64(s.loki.shipped.Load()) }},
+			counter{"stagegate.logs.loki.dropped", "Log lines dropped because Loki was slow or down.", func() int64 { return int64(s.loki.dropped.Load()) }},
+		)
+	}
 	if s.runner != nil {
 		counters = append(counters,
 			counter{"stagegate.monitor.processed", "Interactions processed by monitors.", func() int64 { return int64(s.runner.Stats().Processed) }},

@@ -66,6 +66,8 @@ type Sandbox struct {
 	admin     *adminServer
 	metrics   *metricsRegistry
 	tracing   *tracing
+	loki      *lokiShipper     // nil unless logs.loki_url is set
+	baseLog   *slog.Logger     // the logger before Loki was teed in
 	assigner  *deploy.Assigner // the gateway's plans, kept current by the rollout watcher
 	rollouts  *rolloutParts
 }
@@ -110,6 +112,13 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	}
 	if s.metrics, err = newMetricsRegistry(); err != nil {
 		return err
+	}
+	if s.cfg.Logs.LokiURL != "" {
+		if s.loki, err = newLokiShipper(s.cfg.Logs, s.log); err != nil {
+			return err
+		}
+		s.baseLog = s.log
+		s.log = slog.New(teeHandler{s.log.Handler(), &lokiHandler{s: s.loki}})
 	}
 	if err := s.startBus(ctx); err != nil {
 		return err
@@ -235,6 +244,7 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 		Keys: keys, Trials: trials, Upstreams: ups, Assigner: assignerAdapter{assigner},
 		Publisher: s.publisher, Pseudonymize: pseudonymizer(secret), Clock: s.clk, Logger: s.log,
 		Tracer: s.tracer("github.com/stagegate/stagegate/gateway"), Meter: s.metrics.meter("github.com/stagegate/stagegate/gateway"),
+		DecisionLog: s.decisionLog(),
 	})
 	if err != nil {
 		return err
@@ -331,6 +341,10 @@ func (s *Sandbox) stopLocked(ctx context.Context) error {
 		errs = append(errs, s.tracing.shutdown(ctx))
 		s.tracing = nil
 	}
+	if s.loki != nil { // last: every component that logs has stopped
+		errs = append(errs, s.loki.stop(ctx))
+		s.loki, s.log = nil, s.baseLog
+	}
 	s.started = false
 	return errors.Join(errs...)
 }
@@ -366,6 +380,15 @@ func (s *Sandbox) NATSURL() string {
 
 // Config returns the effective configuration.
 func (s *Sandbox) Config() Config { return s.cfg }
+
+// decisionLog is the per-request decision logger: Loki only, and only when
+// logs.decisions is on (one line per request is too much for stderr).
+func (s *Sandbox) decisionLog() *slog.Logger {
+	if s.loki == nil || !s.cfg.Logs.Decisions {
+		return nil
+	}
+	return slog.New(&lokiHandler{s: s.loki}).With("kind", LogKindDecision)
+}
 
 // tracer returns a named tracer: the injected provider's, the configured
 // exporter's, or nil (no-op).

@@ -23,6 +23,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "where JetStream, the incident store and the pseudonymisation secret live (default "+sandbox.DefaultDataDir+")")
 	configPath := fs.String("config", "", "YAML configuration file (see examples/stagegate.yaml); without it a demo trial is seeded")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "text", "log format on stderr: text or json (both carry trace and span ids)")
 	if err := parseFlags(fs, args, stderr, `stagegate up — run the whole sandbox in one process.
 
 Starts an embedded NATS JetStream (on disk under --data-dir, in-process only),
@@ -36,7 +37,10 @@ in-flight requests finish and queued interactions are flushed first.`); err != n
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if *logFormat != "text" && *logFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", *logFormat)
+	}
+	log := slog.New(sandbox.NewLogHandler(stderr, lvl, *logFormat == "json"))
 
 	cfg := sandbox.Demo()
 	if *configPath != "" {
