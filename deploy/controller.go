@@ -178,16 +178,17 @@ func (c *Controller) Stop(ctx context.Context) error {
 	cancel, done, w := c.cancel, c.done, c.watch
 	c.mu.Unlock()
 	cancel()
-	werr := w.Stop()
+	// The key watch is an ephemeral ordered consumer: the server may already have
+	// dropped it (consumer not found), which is what stopping wants anyway.
+	if err := w.Stop(); err != nil {
+		c.log.Debug("controller stop: key watch", "err", err)
+	}
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("controller stop: %w", ctx.Err())
 	}
-	if werr != nil && !errors.Is(werr, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("controller stop: %w", werr)
-	}
-	return nil
 }
 
 // Nudge asks for a reconcile pass now (e.g. right after a reviewer confirmed an

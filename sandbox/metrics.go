@@ -12,7 +12,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/stagegate/stagegate/events"
 	"github.com/stagegate/stagegate/gateway"
+	"github.com/stagegate/stagegate/monitors"
 )
 
 // metricsRegistry exposes the components' counters in Prometheus text format
@@ -113,6 +115,24 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 			})); err != nil {
 			return fmt.Errorf("metric %s: %w", g.name, err)
 		}
+	}
+	// Monitor lag: what the monitors' durable consumer has yet to process, as
+	// JetStream counts it (works for monitors in other processes too).
+	if _, err := m.Int64ObservableGauge("stagegate.monitor.lag", metric.WithUnit("{message}"),
+		metric.WithDescription("Interactions not yet processed by the monitors (JetStream consumer pending + unacknowledged)."),
+		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
+			cons, err := s.js.Consumer(ctx, events.StreamInteractions, monitors.DefaultDurable)
+			if err != nil {
+				return nil // no monitors have attached yet
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return nil
+			}
+			o.Observe(int64(info.NumPending) + int64(info.NumAckPending))
+			return nil
+		})); err != nil {
+		return err
 	}
 	if _, err := m.Int64ObservableGauge("stagegate.gateway.circuit_open", metric.WithDescription("1 when a model's circuit breaker is open or half-open."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
