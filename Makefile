@@ -35,7 +35,7 @@ bench: ## measure (under 10 min on 2 cores): Go micro-benchmarks, then direct/pr
 	  st=$$?; cat $(BENCH_DIR)/micro.txt; exit $$st
 	$(BENCH_BUILD)
 	$(BENCH_DIR)/stagegate-bench --stagegate $(BENCH_DIR)/stagegate --micro $(BENCH_DIR)/micro.txt \
-	  --out BENCHMARKS.md --command "make bench $(BENCHARGS)" $(BENCHARGS)
+	  --profile $(BENCH_DIR)/profiles --profile-duration 6s --out BENCHMARKS.md --command "make bench $(BENCHARGS)" $(BENCHARGS)
 
 soak: ## 10 minutes (SOAKTIME) at 1000 req/s against the full gateway, RSS sampled every 10 s; updates BENCHMARKS.md
 	$(BENCH_BUILD)

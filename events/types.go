@@ -26,6 +26,9 @@ const (
 const (
 	RouteCandidate = "candidate"
 	RouteBaseline  = "baseline"
+	// RouteShadow marks the candidate's answer to a shadow copy of a request: it was
+	// monitored, never shown to the user.
+	RouteShadow = "shadow"
 )
 
 // Interaction is one request and its answer as it passed through the gateway

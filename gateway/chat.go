@@ -60,6 +60,9 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 
 	err := g.authenticate(x)
 	if err == nil {
+		err = g.checkWindow(x)
+	}
+	if err == nil {
 		err = g.checkRecording(x)
 	}
 	if err == nil {
@@ -72,14 +75,20 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 		err = g.assignModel(x)
 	}
 	if err == nil {
+		// Admitted: it counts against the user's caps (a stream until it ends).
+		release := g.quotas.admit(x.quotaKey(), x.start, x.trial.Caps, x.req.Stream)
 		if x.req.Stream {
 			err = g.stream(x)
 		} else {
 			err = g.proxy(x)
 		}
+		release()
 	}
 	g.finish(x, err)
 	g.publish(x)
+	if err == nil && x.assign.Shadow != "" && x.assign.Shadow != x.in.Model {
+		g.shadow(x)
+	}
 	g.metrics.record(ctx, x)
 	g.logDecision(ctx, x)
 	endServerSpan(span, x, err)
@@ -138,6 +147,26 @@ func (g *Gateway) decode(x *exchange) error {
 	return nil
 }
 
+// checkWindow refuses requests outside the trial's start and end.
+func (g *Gateway) checkWindow(x *exchange) error {
+	t := x.trial
+	if (!t.Start.IsZero() && x.start.Before(t.Start)) || (!t.End.IsZero() && !x.start.Before(t.End)) {
+		return Error(http.StatusForbidden, fmt.Errorf("%w: trial %s runs from %s to %s", ErrTrialNotActive, t.ID,
+			fmtBound(t.Start, "the start"), fmtBound(t.End, "open end")))
+	}
+	return nil
+}
+
+func fmtBound(t time.Time, none string) string {
+	if t.IsZero() {
+		return none
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// quotaKey identifies the user within the trial for cap counting.
+func (x *exchange) quotaKey() string { return x.trial.ID + "\x00" + x.user }
+
 // checkRecording refuses a request of a fail-closed trial when its interaction
 // could not be recorded: evidence the monitors never see is a hole in the trial.
 // A fail-open trial serves on, and the publisher counts the loss loudly.
@@ -159,7 +188,7 @@ func (g *Gateway) decide(x *exchange) error {
 		size += len(m.Content)
 	}
 	stage := ""
-	if a, ok := g.d.Assigner.Assign(x.trial.ID, x.user); ok {
+	if a, ok := g.d.Assigner.Assign(x.trial.ID, x.user, x.principal.Cohort, x.in.ID); ok {
 		stage = a.Stage
 	}
 	in := policies.Input{
@@ -170,8 +199,15 @@ func (g *Gateway) decide(x *exchange) error {
 			Model: x.req.Model, Stream: x.req.Stream, MaxTokens: x.req.MaxTokens,
 			MessageCount: len(x.req.Messages), Roles: roles, EstimatedPromptTokens: size/4 + 1,
 		},
-		Caller:  policies.Caller{Tenant: x.principal.Tenant, User: x.user, Cohort: x.principal.Cohort, Attributes: x.principal.Attributes},
+		Caller: policies.Caller{Tenant: x.principal.Tenant, User: x.user, Cohort: x.principal.Cohort, Attributes: x.principal.Attributes,
+			OverQuota: g.quotas.over(x.quotaKey(), x.start, x.trial.Caps, x.req.Stream)},
 		Signals: x.trial.Extractor.Extract(texts...),
+	}
+	if x.trial.ContentAccess {
+		in.Content = make([]policies.ContentMessage, len(x.req.Messages))
+		for i, m := range x.req.Messages {
+			in.Content[i] = policies.ContentMessage{Role: m.Role, Text: m.Content}
+		}
 	}
 	x.in.Stage = stage
 	ctx, span := g.tracer.Start(x.r.Context(), "policy.decide")
@@ -187,10 +223,16 @@ func (g *Gateway) decide(x *exchange) error {
 			return Error(http.StatusServiceUnavailable, fmt.Errorf("%w: the trial fails closed", ErrPolicyUnavailable))
 		}
 		d = policies.Decision{Allow: true, FailMode: policies.FailOpen, Reasons: []policies.Reason{{Code: "policy_error_fail_open", Message: "policy unavailable; the trial fails open"}}}
+		// Recorded all the same, so a replay can re-evaluate it.
+		d.Input, d.InputHash = policies.CanonicalInput(in)
+	}
+	if c := x.trial.Caps.TokensPerRequest; c > 0 && (d.Obligations.MaxTokens == 0 || d.Obligations.MaxTokens > c) {
+		d.Obligations.MaxTokens = c
 	}
 	x.decision = d
 	x.in.Decision = events.Decision{
 		Allow: d.Allow, Route: d.Route, PolicyRevision: d.Revision, EvalMicros: d.EvalMicros,
+		Input: d.Input, InputHash: d.InputHash, MemoHit: d.MemoHit,
 		Obligations: events.Obligations{RedactPIIInStorage: d.Obligations.RedactPIIInStorage, MaxTokens: d.Obligations.MaxTokens, Notice: d.Obligations.Notice},
 	}
 	for _, r := range d.Reasons {
@@ -213,7 +255,7 @@ func (g *Gateway) decide(x *exchange) error {
 // assignModel picks candidate or baseline (sticky per user); the policy may
 // override the route, e.g. to keep an over-quota user on the baseline.
 func (g *Gateway) assignModel(x *exchange) error {
-	a, ok := g.d.Assigner.Assign(x.trial.ID, x.user)
+	a, ok := g.d.Assigner.Assign(x.trial.ID, x.user, x.principal.Cohort, x.in.ID)
 	if !ok {
 		return Error(http.StatusServiceUnavailable, fmt.Errorf("%w: trial %s has no rollout plan", ErrUpstream, x.trial.ID))
 	}

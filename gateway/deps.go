@@ -23,13 +23,20 @@ type Assignment struct {
 	Model string
 	Route string
 	Stage string
+	// Shadow names the candidate when this request also gets a shadow copy (its
+	// answer is monitored, never returned); "" for none.
+	Shadow string
+	// Fallback names the baseline when a failing candidate may be replaced by it
+	// for this request; "" for none.
+	Fallback string
 }
 
 // Assigner picks the model for a user of a trial (deploy.Assigner behind an adapter,
 // since the gateway does not import deploy).
 type Assigner interface {
-	// Assign returns the sticky assignment of a user; false for an unknown trial.
-	Assign(trial, user string) (Assignment, bool)
+	// Assign returns the sticky assignment of a user of a cohort for one request
+	// (the request id samples shadow copies); false for an unknown trial.
+	Assign(trial, user, cohort, requestID string) (Assignment, bool)
 	// Route returns the model behind a route (candidate or baseline) of a trial, for
 	// a policy's route override.
 	Route(trial, route string) (string, bool)
@@ -64,6 +71,14 @@ type Trial struct {
 	// Fallback sends a request to the baseline when the candidate fails before any
 	// answer byte reached the client (error, timeout, open circuit).
 	Fallback bool
+	// Start and End bound the trial; requests outside get 403 trial_not_active.
+	// Zero values leave that side open.
+	Start, End time.Time
+	// Caps are per-user limits counted by the gateway (policy fact over_quota).
+	Caps Caps
+	// ContentAccess lets the policy see raw message text (input.content); slower
+	// and less private, so off unless the trial opts in.
+	ContentAccess bool
 }
 
 // Upstream is one OpenAI-compatible model endpoint.

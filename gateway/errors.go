@@ -28,6 +28,8 @@ var (
 	// ErrRecordingUnavailable: the interaction could not be recorded (bus down and
 	// spool full) and the trial fails closed (503).
 	ErrRecordingUnavailable = errors.New("interaction recording unavailable")
+	// ErrTrialNotActive: the request falls outside the trial's start and end (403).
+	ErrTrialNotActive = errors.New("trial not active")
 	// ErrMethod: wrong HTTP method (405).
 	ErrMethod = errors.New("method not allowed")
 	// ErrNotFound: no such endpoint (404).
@@ -55,6 +57,8 @@ func Error(status int, err error) *HTTPError {
 		he.Type, he.Code = "authentication_error", "invalid_api_key"
 	case errors.Is(err, ErrDenied):
 		he.Type, he.Code = "permission_error", "policy_denied"
+	case errors.Is(err, ErrTrialNotActive):
+		he.Type, he.Code = "permission_error", "trial_not_active"
 	case errors.Is(err, ErrUnknownModel):
 		he.Type, he.Code = "invalid_request_error", "model_not_found"
 	case errors.Is(err, ErrTooLarge):

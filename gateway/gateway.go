@@ -60,6 +60,7 @@ type Stats struct {
 	PublishErrors  uint64
 	Streams        uint64
 	Fallbacks      uint64 // requests the baseline served after the candidate failed
+	ShadowsSkipped uint64 // shadow copies not sent: too many in flight
 }
 
 // BreakerStatus is one model's circuit breaker.
@@ -85,6 +86,9 @@ type Gateway struct {
 	clk      clock.Clock
 	tracer   trace.Tracer
 	metrics  *requestMetrics
+	quotas   *quotas
+	shadows  chan struct{} // semaphore of shadow calls in flight
+	shadowWG sync.WaitGroup
 	rnd      func() uint64
 	log      *slog.Logger
 	client   *http.Client
@@ -96,7 +100,7 @@ type Gateway struct {
 	srv  *http.Server
 	addr net.Addr
 
-	requests, ok, denied, clientErrors, upstreamErrors, publishErrors, streams, fallbacks atomic.Uint64
+	requests, ok, denied, clientErrors, upstreamErrors, publishErrors, streams, fallbacks, shadowsSkipped atomic.Uint64
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -140,6 +144,8 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.quotas = newQuotas()
+	g.shadows = make(chan struct{}, DefaultMaxShadows)
 	var err error
 	if g.metrics, err = newRequestMetrics(d.Meter); err != nil {
 		return nil, err
@@ -211,6 +217,7 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		return fmt.Errorf("gateway shutdown: %w", err)
 	}
+	g.waitShadows(ctx) // their interactions are published before the publisher stops
 	return nil
 }
 
@@ -230,6 +237,7 @@ func (g *Gateway) Stats() Stats {
 		Requests: g.requests.Load(), OK: g.ok.Load(), Denied: g.denied.Load(),
 		ClientErrors: g.clientErrors.Load(), UpstreamErrors: g.upstreamErrors.Load(),
 		PublishErrors: g.publishErrors.Load(), Streams: g.streams.Load(), Fallbacks: g.fallbacks.Load(),
+		ShadowsSkipped: g.shadowsSkipped.Load(),
 	}
 }
 

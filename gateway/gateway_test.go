@@ -55,14 +55,14 @@ func (r *recorder) last(t *testing.T) *events.Interaction {
 	return r.got[len(r.got)-1]
 }
 
-type fixedAssigner struct{ route string }
+type fixedAssigner struct{ route, shadow string }
 
-func (f fixedAssigner) Assign(trial, user string) (gateway.Assignment, bool) {
+func (f fixedAssigner) Assign(trial, user, cohort, requestID string) (gateway.Assignment, bool) {
 	if trial != "demo" {
 		return gateway.Assignment{}, false
 	}
 	m, _ := f.Route(trial, f.route)
-	return gateway.Assignment{Model: m, Route: f.route, Stage: "canary"}, true
+	return gateway.Assignment{Model: m, Route: f.route, Stage: "canary", Shadow: f.shadow}, true
 }
 
 func (fixedAssigner) Route(trial, route string) (string, bool) {

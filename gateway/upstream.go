@@ -35,7 +35,10 @@ func (g *Gateway) call(x *exchange) (*http.Response, context.CancelFunc, error) 
 	if err == nil || !g.fallbackAllowed(x, err) {
 		return resp, cancel, err
 	}
-	base, ok := g.d.Assigner.Route(x.trial.ID, events.RouteBaseline)
+	base, ok := x.assign.Fallback, x.assign.Fallback != ""
+	if !ok {
+		base, ok = g.d.Assigner.Route(x.trial.ID, events.RouteBaseline)
+	}
 	u := g.d.Upstreams[base]
 	if !ok || u == nil || base == x.upstream.Name {
 		return nil, nil, err
@@ -55,7 +58,7 @@ func (g *Gateway) call(x *exchange) (*http.Response, context.CancelFunc, error) 
 // fallbackAllowed: the trial allows it, the candidate was serving, the model
 // failed (not the request), and no answer byte has left yet.
 func (g *Gateway) fallbackAllowed(x *exchange, err error) bool {
-	if !x.trial.Fallback || x.assign.Route != events.RouteCandidate || x.wrote || x.r.Context().Err() != nil {
+	if !(x.trial.Fallback || x.assign.Fallback != "") || x.assign.Route != events.RouteCandidate || x.wrote || x.r.Context().Err() != nil {
 		return false
 	}
 	return errors.Is(err, ErrUpstream) || errors.Is(err, ErrUpstreamTimeout) || errors.Is(err, ErrModelUnavailable)

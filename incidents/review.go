@@ -202,6 +202,11 @@ func (s *sqlStore) Review(ctx context.Context, id string, v Verdict) (*Incident,
 			cur.Status, next.Status, cur.Severity, next.Severity, cur.Category, next.Category, v.Reason); err != nil {
 			return fmt.Errorf("record transition of %s: %w", id, err)
 		}
+		if _, err := s.appendAudit(ctx, tx, AuditRecord{Actor: v.Actor, Action: "incident.verdict", Object: "incident:" + id,
+			Trial: cur.Trial, Reason: v.Reason, Detail: map[string]any{"from": cur.Status, "to": next.Status,
+				"severity": next.Severity, "category": next.Category}}); err != nil {
+			return err
+		}
 		out, err = s.loadIncident(ctx, tx, id)
 		return err
 	})

@@ -50,7 +50,20 @@ type Config struct {
 	// RetryDelay is the redelivery delay after a store or publish error,
 	// multiplied by the delivery count (linear backoff). Default DefaultRetryDelay.
 	RetryDelay time.Duration
+	// Burst groups repeated findings of one category from one model or one
+	// user into one aggregate incident per window instead of an incident each
+	// (incidents.BurstRule). The zero value turns grouping off; DefaultBurst is
+	// a reasonable setting. The store must implement incidents.Correlator.
+	Burst incidents.BurstRule
 }
+
+// DefaultBurst opens incidents for the first five interactions of a category
+// from one model or user in ten minutes and groups the rest into one aggregate
+// incident that keeps up to 100 findings as evidence.
+var DefaultBurst = incidents.BurstRule{Window: 10 * time.Minute, Threshold: 5, MaxFindings: 100}
+
+// bursting reports whether grouping is on.
+func (c Config) bursting() bool { return c.Burst != (incidents.BurstRule{}) }
 
 // withDefaults fills zero fields.
 func (c Config) withDefaults() Config {
@@ -96,6 +109,11 @@ func (c Config) Validate() error {
 	}
 	if c.RetryDelay < 0 {
 		errs = append(errs, fmt.Errorf("%w: retry delay %s is negative", ErrConfig, c.RetryDelay))
+	}
+	if c.bursting() {
+		if err := c.Burst.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -48,6 +48,9 @@ type Stats struct {
 	// DetectorErrors: detector calls that failed or panicked, and findings
 	// dropped because a detector filled them wrongly.
 	DetectorErrors uint64
+	// Aggregated: interactions whose findings joined an aggregate incident
+	// (Config.Burst) instead of opening their own.
+	Aggregated uint64
 }
 
 // Runner consumes interactions from JetStream and runs the detectors on them.
@@ -55,6 +58,7 @@ type Runner struct {
 	cfg   Config
 	js    jetstream.JetStream
 	store incidents.Store
+	corr  incidents.Correlator // nil unless Config.Burst is set
 	dets  []Detector
 	clk   clock.Clock
 	log   *slog.Logger
@@ -66,13 +70,21 @@ type Runner struct {
 	done    chan struct{}
 	stopped atomic.Bool
 
-	processed, findings, opened, failed, poison, detErrs atomic.Uint64
+	processed, findings, opened, failed, poison, detErrs, aggregated atomic.Uint64
 }
 
 // New validates cfg and deps and returns a stopped runner.
 func New(cfg Config, deps Deps) (*Runner, error) {
 	if err := errors.Join(cfg.Validate(), deps.validate()); err != nil {
 		return nil, err
+	}
+	var corr incidents.Correlator
+	if cfg.bursting() {
+		c, ok := deps.Store.(incidents.Correlator)
+		if !ok {
+			return nil, fmt.Errorf("%w: burst grouping needs a store that implements incidents.Correlator", ErrConfig)
+		}
+		corr = c
 	}
 	log := deps.Logger
 	if log == nil {
@@ -82,6 +94,7 @@ func New(cfg Config, deps Deps) (*Runner, error) {
 		cfg:   cfg.withDefaults(),
 		js:    deps.JS,
 		store: deps.Store,
+		corr:  corr,
 		dets:  append([]Detector(nil), deps.Detectors...),
 		clk:   clock.OrReal(deps.Clock),
 		log:   log.With("component", "monitors", "durable", cfg.withDefaults().Durable),
@@ -168,6 +181,7 @@ func (r *Runner) Stats() Stats {
 		Failed:          r.failed.Load(),
 		Poison:          r.poison.Load(),
 		DetectorErrors:  r.detErrs.Load(),
+		Aggregated:      r.aggregated.Load(),
 	}
 }
 
@@ -308,31 +322,67 @@ func (r *Runner) persist(ctx context.Context, m jetstream.Msg, in *events.Intera
 			return false, fmt.Errorf("publish finding %s: %w", f.ID, err)
 		}
 	}
-	inc, created, err := r.store.OpenIncident(ctx, in, findings)
-	if err != nil {
-		return false, fmt.Errorf("open incident: %w", err)
+	individual := findings
+	var aggregates []incidents.AggregateResult
+	if r.corr != nil {
+		routing, err := r.corr.Correlate(ctx, in, findings, r.cfg.Burst)
+		if err != nil {
+			return false, fmt.Errorf("correlate: %w", err)
+		}
+		individual, aggregates = routing.Individual, routing.Aggregates
 	}
-	// Announce on creation, and again on any redelivery: an earlier delivery may
-	// have created the incident and then failed before its event was acked. The
-	// event's Nats-Msg-Id makes the repeat a no-op on the stream.
-	if created || redelivered {
-		ev := events.IncidentEvent{
-			Schema:     events.SchemaIncident,
-			ID:         inc.ID + ":" + IncidentOpened,
-			IncidentID: inc.ID,
-			Trial:      inc.Trial,
-			Model:      inc.Model,
-			Type:       IncidentOpened,
-			Status:     inc.Status,
-			Severity:   inc.Severity,
-			Category:   inc.Category,
-			At:         inc.CreatedAt,
+	if len(individual) > 0 {
+		inc, made, err := r.store.OpenIncident(ctx, in, individual)
+		if err != nil {
+			return false, fmt.Errorf("open incident: %w", err)
 		}
-		if err := r.publish(ctx, events.IncidentSubject(in.Trial), ev.ID, events.SchemaIncident, &ev, trace); err != nil {
-			return created, fmt.Errorf("publish incident event %s: %w", ev.ID, err)
+		// Announce on creation, and again on any redelivery: an earlier delivery
+		// may have created the incident and then failed before its event was
+		// acked. The event's Nats-Msg-Id makes the repeat a no-op on the stream.
+		if made || redelivered {
+			if err := r.announce(ctx, in.Trial, inc, trace); err != nil {
+				return made, err
+			}
 		}
+		created = made
+	}
+	for _, a := range aggregates {
+		if a.Created || redelivered {
+			if err := r.announce(ctx, in.Trial, a.Incident, trace); err != nil {
+				return created || a.Created, err
+			}
+		}
+		created = created || a.Created
+	}
+	if len(aggregates) > 0 {
+		r.aggregated.Add(1)
 	}
 	return created, nil
+}
+
+// announce publishes the "opened" event of inc.
+func (r *Runner) announce(ctx context.Context, trial string, inc *incidents.Incident, trace nats.Header) error {
+	return announceOpened(ctx, r.js, trial, inc, trace)
+}
+
+// announceOpened publishes the "opened" event of inc on stagegate.incidents.<trial>.
+func announceOpened(ctx context.Context, js jetstream.JetStream, trial string, inc *incidents.Incident, trace nats.Header) error {
+	ev := events.IncidentEvent{
+		Schema:     events.SchemaIncident,
+		ID:         inc.ID + ":" + IncidentOpened,
+		IncidentID: inc.ID,
+		Trial:      inc.Trial,
+		Model:      inc.Model,
+		Type:       IncidentOpened,
+		Status:     inc.Status,
+		Severity:   inc.Severity,
+		Category:   inc.Category,
+		At:         inc.CreatedAt,
+	}
+	if err := publishJSON(ctx, js, events.IncidentSubject(trial), ev.ID, events.SchemaIncident, &ev, trace); err != nil {
+		return fmt.Errorf("publish incident event %s: %w", ev.ID, err)
+	}
+	return nil
 }
 
 // redactionSpans are the spans to mask in storage: those of pii findings, or every
@@ -357,6 +407,11 @@ func (r *Runner) redactionSpans(in *events.Interaction, findings []events.Findin
 // publish sends v as JSON with a Nats-Msg-Id and the trace headers, and waits
 // for the stream's ack.
 func (r *Runner) publish(ctx context.Context, subject, msgID, schema string, v any, trace nats.Header) error {
+	return publishJSON(ctx, r.js, subject, msgID, schema, v, trace)
+}
+
+// publishJSON is Runner.publish on any JetStream context.
+func publishJSON(ctx context.Context, js jetstream.JetStream, subject, msgID, schema string, v any, trace nats.Header) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
@@ -366,7 +421,7 @@ func (r *Runner) publish(ctx context.Context, subject, msgID, schema string, v a
 		msg.Header[k] = vs
 	}
 	msg.Header.Set(events.HeaderSchema, schema)
-	if _, err := r.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
 		return err
 	}
 	return nil

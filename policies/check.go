@@ -222,7 +222,7 @@ func runRegoTests(ctx context.Context, pf *policyFiles, run *regexp.Regexp, rep 
 	}
 	r := tester.NewRunner().
 		SetDefaultRegoVersion(ast.RegoV1).
-		SetStore(inmem.NewFromObjectWithOpts(pf.data, inmem.OptRoundTripOnWrite(false))).
+		SetStore(inmem.NewFromObjectWithOpts(pf.data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))).
 		SetModules(modules).
 		CapturePrintOutput(true)
 	if run != nil {

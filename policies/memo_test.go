@@ -40,43 +40,60 @@ func weighted[T any](r *rand.Rand, values []T, weights []int) T {
 	return values[len(values)-1]
 }
 
-// realisticMix returns n inputs as a pilot trial's traffic produces them:
-// 5,000 users of three tenants and three cohorts, 10% minors, 2% over quota,
-// most prompts without topics or PII, a few denied topics and injection cues,
-// English, Chinese and other languages, and the time advancing one minute every
-// mixRate requests. The same seed gives the same mix.
+// mixGen generates inputs as a pilot trial's traffic produces them: 5,000 users
+// of three tenants and three cohorts, 10% minors, 2% over quota, most prompts
+// without topics or PII, a few denied topics and injection cues, English,
+// Chinese and other languages, and the time advancing one minute every mixRate
+// requests. The same seed gives the same sequence.
+type mixGen struct {
+	r     *rand.Rand
+	i     int
+	start time.Time
+}
+
+func newMixGen(seed uint64) *mixGen {
+	return &mixGen{r: rand.New(rand.NewPCG(seed, 42)), start: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+var mixRoles = []string{"system", "user", "assistant", "user", "assistant", "user", "assistant", "user", "assistant", "user", "assistant", "user"}
+
+func (g *mixGen) next() Input {
+	r := g.r
+	msgs := 1 + r.IntN(12)
+	in := Input{
+		Trial: "standard",
+		Stage: "canary",
+		Time:  g.start.Add(time.Duration(g.i/mixRate) * time.Minute).Format(time.RFC3339),
+		Request: RequestFacts{
+			Model: "chat", Stream: r.IntN(2) == 0,
+			MaxTokens:    weighted(r, []int{0, 256, 512, 1024, 2048, 4096}, []int{40, 10, 20, 15, 10, 5}),
+			MessageCount: msgs, Roles: mixRoles[:msgs], EstimatedPromptTokens: 10 + r.IntN(4000),
+		},
+		Caller: Caller{
+			Tenant:     weighted(r, []string{"acme", "globex", "initech"}, []int{70, 25, 5}),
+			User:       fmt.Sprintf("u_%06d", r.IntN(5000)),
+			Cohort:     weighted(r, []string{"pilot", "public", "internal"}, []int{60, 30, 10}),
+			Attributes: map[string]string{"age_band": weighted(r, []string{"adult", "13_17", "under_13"}, []int{90, 8, 2})},
+			OverQuota:  r.IntN(50) == 0,
+		},
+		Signals: Signals{
+			Topics: weighted(r, [][]string{nil, {"travel"}, {"banking"}, {"weapons"}, {"medical_dosing"}, {"gambling"}, {"dating"}, {"banking", "travel"}},
+				[]int{80, 6, 5, 2, 2, 2, 1, 2}),
+			PIITypes:       weighted(r, [][]string{nil, {"email"}, {"phone"}, {"card"}, {"email", "phone"}}, []int{85, 8, 4, 2, 1}),
+			InjectionScore: weighted(r, []float64{0, 0.3, 0.5, 0.9}, []int{90, 5, 3, 2}),
+			Language:       weighted(r, []string{"en", "zh", "und"}, []int{70, 25, 5}),
+		},
+	}
+	g.i++
+	return in
+}
+
+// realisticMix returns the first n inputs of newMixGen(seed).
 func realisticMix(n int, seed uint64) []Input {
-	r := rand.New(rand.NewPCG(seed, 42))
-	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	roles := []string{"system", "user", "assistant", "user", "assistant", "user", "assistant", "user", "assistant", "user", "assistant", "user"}
+	g := newMixGen(seed)
 	out := make([]Input, n)
 	for i := range out {
-		msgs := 1 + r.IntN(12)
-		in := Input{
-			Trial: "standard",
-			Stage: "canary",
-			Time:  start.Add(time.Duration(i/mixRate) * time.Minute).Format(time.RFC3339),
-			Request: RequestFacts{
-				Model: "chat", Stream: r.IntN(2) == 0,
-				MaxTokens:    weighted(r, []int{0, 256, 512, 1024, 2048, 4096}, []int{40, 10, 20, 15, 10, 5}),
-				MessageCount: msgs, Roles: roles[:msgs], EstimatedPromptTokens: 10 + r.IntN(4000),
-			},
-			Caller: Caller{
-				Tenant:     weighted(r, []string{"acme", "globex", "initech"}, []int{70, 25, 5}),
-				User:       fmt.Sprintf("u_%06d", r.IntN(5000)),
-				Cohort:     weighted(r, []string{"pilot", "public", "internal"}, []int{60, 30, 10}),
-				Attributes: map[string]string{"age_band": weighted(r, []string{"adult", "13_17", "under_13"}, []int{90, 8, 2})},
-				OverQuota:  r.IntN(50) == 0,
-			},
-			Signals: Signals{
-				Topics: weighted(r, [][]string{nil, {"travel"}, {"banking"}, {"weapons"}, {"medical_dosing"}, {"gambling"}, {"dating"}, {"banking", "travel"}},
-					[]int{80, 6, 5, 2, 2, 2, 1, 2}),
-				PIITypes:       weighted(r, [][]string{nil, {"email"}, {"phone"}, {"card"}, {"email", "phone"}}, []int{85, 8, 4, 2, 1}),
-				InjectionScore: weighted(r, []float64{0, 0.3, 0.5, 0.9}, []int{90, 5, 3, 2}),
-				Language:       weighted(r, []string{"en", "zh", "und"}, []int{70, 25, 5}),
-			},
-		}
-		out[i] = in
+		out[i] = g.next()
 	}
 	return out
 }

@@ -275,7 +275,10 @@ func (r *Reloader) Reload(ctx context.Context) (changed bool, err error) {
 	r.status.LastCheckAt = now
 	r.mu.Unlock()
 
-	var fsys fs.FS
+	var (
+		fsys fs.FS
+		fp   uint64 // of Dir, recorded once its revision has been judged
+	)
 	switch {
 	case r.cfg.FS != nil:
 		if r.cur.Load() != nil {
@@ -283,14 +286,13 @@ func (r *Reloader) Reload(ctx context.Context) (changed bool, err error) {
 		}
 		fsys = r.cfg.FS
 	case r.cfg.Dir != "":
-		fp, err := dirFingerprint(r.cfg.Dir)
-		if err != nil {
+		var err error
+		if fp, err = dirFingerprint(r.cfg.Dir); err != nil {
 			return false, r.fail(fmt.Errorf("%w: policy folder %s: %w", ErrCompile, r.cfg.Dir, err), "")
 		}
 		if fp == r.fingerprint && r.cur.Load() != nil {
 			return false, nil
 		}
-		r.fingerprint = fp
 		fsys = LoadDir(r.cfg.Dir)
 	default:
 		bfs, etag, err := r.fetchBundle(ctx)
@@ -313,6 +315,12 @@ func (r *Reloader) Reload(ctx context.Context) (changed bool, err error) {
 	})
 	if err == nil {
 		err = rep.Err()
+	}
+	if err != nil && ctx.Err() != nil {
+		return false, err // stopping: not the revision's fault, no alert; look again next time
+	}
+	if r.cfg.Dir != "" {
+		r.fingerprint = fp
 	}
 	if err != nil {
 		rev := ""

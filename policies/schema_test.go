@@ -213,8 +213,13 @@ func TestInputSchema(t *testing.T) {
 	mustValid(t, schema, in, "a marshalled Input")
 
 	// Every JSON field of Input is in the schema and every schema property is a
-	// field of Input.
-	raw, _ := json.Marshal(in)
+	// field of Input (content is present only with content access).
+	withContent := in
+	withContent.Content = []ContentMessage{{Role: "user", Text: "hello"}}
+	mustValid(t, schema, withContent, "an Input with content")
+	raw, _ := json.Marshal(withContent)
+	canon, _ := CanonicalInput(withContent)
+	mustValid(t, schema, json.RawMessage(canon), "the canonical encoding")
 	goKeys, schemaKeys := map[string]bool{}, map[string]bool{}
 	keyPaths(decodeJSON(t, raw), "", false, goKeys)
 	keyPaths(schema, "", true, schemaKeys)
@@ -238,6 +243,7 @@ func TestInputSchema(t *testing.T) {
 		strings.Replace(string(raw), `"max_tokens":2048`, `"max_tokens":-1`, 1),
 		strings.Replace(string(raw), `"pii_types":["email"]`, `"pii_types":["ssn"]`, 1),
 		strings.Replace(string(raw), `"roles":["system","user","assistant","user"]`, `"roles":null`, 1),
+		strings.Replace(string(raw), `"text":"hello"`, `"text":"hello","name":"x"`, 1),
 	}
 	for _, b := range bad {
 		if errs := validate(schema, decodeJSON(t, []byte(b)), "$"); len(errs) == 0 {

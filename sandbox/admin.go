@@ -93,6 +93,7 @@ func (a *adminServer) routes() http.Handler {
 	mux.Handle("GET /api/v1/interactions/{id}", a.auth(a.getInteraction))
 	a.rolloutRoutes(mux)
 	a.trialRoutes(mux)
+	a.policyStatusRoutes(mux, a.s.policyStatuses)
 	if a.s.cfg.Admin.Pprof {
 		mux.Handle("/debug/pprof/", a.auth(pprof.Index)) // named profiles: heap, allocs, goroutine, ...
 		mux.Handle("/debug/pprof/cmdline", a.auth(pprof.Cmdline))

@@ -33,6 +33,31 @@ func (a *adminServer) trialRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/trials/{id}/revisions", a.auth(a.trialHistory))
 }
 
+// policyStatusRoutes serves the policy reload status of the running trials
+// (revision in service, last refused revision and why, reload and memo
+// counters): GET /api/v1/policies and GET /api/v1/policies/{trial}. statuses
+// returns them by trial id, e.g. from each trial's *policies.Reloader.
+func (a *adminServer) policyStatusRoutes(mux *http.ServeMux, statuses func() map[string]policies.ReloadStatus) {
+	mux.Handle("GET /api/v1/policies", a.auth(func(w http.ResponseWriter, _ *http.Request) {
+		all := statuses()
+		unhealthy := 0
+		for _, st := range all {
+			if !st.Healthy {
+				unhealthy++
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"policies": all, "unhealthy": unhealthy})
+	}))
+	mux.Handle("GET /api/v1/policies/{trial}", a.auth(func(w http.ResponseWriter, r *http.Request) {
+		st, ok := statuses()[r.PathValue("trial")]
+		if !ok {
+			apiError(w, http.StatusNotFound, "not_found", "no running trial "+r.PathValue("trial"))
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	}))
+}
+
 // trialApplyRequest is the body of POST /api/v1/trials.
 type trialApplyRequest struct {
 	// Definition is the trial definition YAML, as written.

@@ -2,12 +2,17 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/stagegate/stagegate/policies"
 )
 
 // postTrial POSTs a trial apply request with the demo admin token.
@@ -145,6 +150,48 @@ func TestAdminTrials(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token: %d", resp.StatusCode)
+	}
+}
+
+func TestAdminPolicyStatus(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/p.rego", []byte("package stagegate\n\ndecision := {\"allow\": true}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := policies.NewReloader(context.Background(), policies.ReloaderConfig{Dir: dir}, policies.ReloaderDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/p.rego", []byte("package stagegate\n\ndecision := {"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reload(context.Background()); err == nil {
+		t.Fatal("a broken revision went in")
+	}
+	a := &adminServer{tokenHash: sha256.Sum256([]byte(DemoAdminKey))}
+	mux := http.NewServeMux()
+	a.policyStatusRoutes(mux, func() map[string]policies.ReloadStatus { return map[string]policies.ReloadStatus{"demo": r.Status()} })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+DemoAdminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("/api/v1/policies"); code != http.StatusOK || !strings.Contains(body, `"unhealthy":1`) || !strings.Contains(body, `"last_error_code":"policy_compile"`) {
+		t.Errorf("all: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/policies/demo"); code != http.StatusOK || !strings.Contains(body, `"healthy":false`) || !strings.Contains(body, r.Engine().Revision()) {
+		t.Errorf("one: %d %s", code, body)
+	}
+	if code, _ := get("/api/v1/policies/nope"); code != http.StatusNotFound {
+		t.Errorf("unknown trial: %d", code)
 	}
 }
 

@@ -186,6 +186,27 @@ type TrialConfig struct {
 	Fallback bool `yaml:"fallback"`
 	// Topics are keyword lists; the policy sees which topics a prompt matched.
 	Topics map[string][]string `yaml:"topics"`
+	// Start and End bound the trial (RFC 3339); requests outside get 403.
+	Start time.Time `yaml:"start"`
+	End   time.Time `yaml:"end"`
+	// Caps are per-user limits the gateway counts; the policy sees over_quota.
+	Caps CapsConfig `yaml:"caps"`
+	// ContentAccess lets the policy read raw message text (input.content): slower
+	// and less private; off by default.
+	ContentAccess bool `yaml:"content_access"`
+	// PolicyPoll is how often the policy folder is checked for a new revision
+	// (hot reload with keep-last-good; default 2s).
+	PolicyPoll time.Duration `yaml:"policy_poll"`
+}
+
+// CapsConfig are a trial's per-user limits.
+type CapsConfig struct {
+	// RequestsPerUserPerDay: 0 for none.
+	RequestsPerUserPerDay int `yaml:"requests_per_user_per_day"`
+	// ConcurrentStreams per user: 0 for none.
+	ConcurrentStreams int `yaml:"concurrent_streams"`
+	// TokensPerRequest caps max_tokens: 0 for none.
+	TokensPerRequest int `yaml:"tokens_per_request"`
 }
 
 // KeyConfig is one pilot API key.
@@ -342,6 +363,12 @@ func (c Config) Validate() error {
 		}
 		if t.Policy == "" {
 			add("%s.policy: required (a policy folder, or builtin:demo)", where)
+		}
+		if !t.Start.IsZero() && !t.End.IsZero() && !t.End.After(t.Start) {
+			add("%s.end: must be after start", where)
+		}
+		if t.Caps.RequestsPerUserPerDay < 0 || t.Caps.ConcurrentStreams < 0 || t.Caps.TokensPerRequest < 0 {
+			add("%s.caps: must not be negative", where)
 		}
 	}
 	for i, k := range c.Keys {

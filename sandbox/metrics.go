@@ -15,6 +15,7 @@ import (
 	"github.com/stagegate/stagegate/events"
 	"github.com/stagegate/stagegate/gateway"
 	"github.com/stagegate/stagegate/monitors"
+	"github.com/stagegate/stagegate/policies"
 )
 
 // metricsRegistry exposes the components' counters in Prometheus text format
@@ -56,6 +57,7 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 		{"stagegate.gateway.upstream_errors", "Requests that failed upstream.", func() int64 { return int64(s.gw.Stats().UpstreamErrors) }},
 		{"stagegate.gateway.streams", "Streaming requests.", func() int64 { return int64(s.gw.Stats().Streams) }},
 		{"stagegate.gateway.fallbacks", "Requests the baseline served after the candidate failed.", func() int64 { return int64(s.gw.Stats().Fallbacks) }},
+		{"stagegate.gateway.shadows_skipped", "Shadow copies not sent because too many were in flight.", func() int64 { return int64(s.gw.Stats().ShadowsSkipped) }},
 		{"stagegate.publish.enqueued", "Interactions queued for publishing.", func() int64 { return int64(s.publisher.Stats().Enqueued) }},
 		{"stagegate.publish.published", "Interactions acknowledged by JetStream.", func() int64 { return int64(s.publisher.Stats().Published) }},
 		{"stagegate.publish.failures", "Interactions whose publish failed.", func() int64 { return int64(s.publisher.Stats().Failed) }},
@@ -116,6 +118,44 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 			return fmt.Errorf("metric %s: %w", g.name, err)
 		}
 	}
+	// Policy engines, per trial: memo hits and misses, fresh evaluations, reloads,
+	// refused revisions, and whether the last candidate revision was good.
+	policyCounters := []struct {
+		name, desc string
+		read       func(policies.ReloadStatus) int64
+	}{
+		{"stagegate.policy.memo.hits", "Decisions served from the memo.", func(st policies.ReloadStatus) int64 { return int64(st.Engine.Hits) }},
+		{"stagegate.policy.memo.misses", "Decisions not in the memo.", func(st policies.ReloadStatus) int64 { return int64(st.Engine.Misses) }},
+		{"stagegate.policy.evaluations", "Fresh OPA evaluations.", func(st policies.ReloadStatus) int64 { return int64(st.Engine.Evaluations) }},
+		{"stagegate.policy.reloads", "Policy revisions put into service after the first.", func(st policies.ReloadStatus) int64 { return int64(st.Reloads) }},
+		{"stagegate.policy.reload_failures", "Candidate policy revisions refused (the last good one kept serving).", func(st policies.ReloadStatus) int64 { return int64(st.Failures) }},
+	}
+	for _, c := range policyCounters {
+		read := c.read
+		if _, err := m.Int64ObservableCounter(c.name, metric.WithDescription(c.desc),
+			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+				for trial, st := range s.policyStatuses() {
+					o.Observe(read(st), metric.WithAttributes(attribute.String("trial", trial)))
+				}
+				return nil
+			})); err != nil {
+			return fmt.Errorf("metric %s: %w", c.name, err)
+		}
+	}
+	if _, err := m.Int64ObservableGauge("stagegate.policy.healthy", metric.WithDescription("0 while a trial's newest policy revision was refused and the previous one serves."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for trial, st := range s.policyStatuses() {
+				v := int64(0)
+				if st.Healthy {
+					v = 1
+				}
+				o.Observe(v, metric.WithAttributes(attribute.String("trial", trial)))
+			}
+			return nil
+		})); err != nil {
+		return err
+	}
+
 	// Monitor lag: what the monitors' durable consumer has yet to process, as
 	// JetStream counts it (works for monitors in other processes too).
 	if _, err := m.Int64ObservableGauge("stagegate.monitor.lag", metric.WithUnit("{message}"),

@@ -66,9 +66,10 @@ type Sandbox struct {
 	admin     *adminServer
 	metrics   *metricsRegistry
 	tracing   *tracing
-	loki      *lokiShipper     // nil unless logs.loki_url is set
-	baseLog   *slog.Logger     // the logger before Loki was teed in
-	assigner  *deploy.Assigner // the gateway's plans, kept current by the rollout watcher
+	policies  map[string]*policies.Reloader // per trial, for status and metrics
+	loki      *lokiShipper                  // nil unless logs.loki_url is set
+	baseLog   *slog.Logger                  // the logger before Loki was teed in
+	assigner  *deploy.Assigner              // the gateway's plans, kept current by the rollout watcher
 	rollouts  *rolloutParts
 }
 
@@ -191,26 +192,39 @@ func (s *Sandbox) startModels(ctx context.Context) (map[string]*gateway.Upstream
 // table, and opens the gateway listener.
 func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upstream, secret []byte) error {
 	trials := make(map[string]*gateway.Trial, len(s.cfg.Trials))
+	s.policies = make(map[string]*policies.Reloader, len(s.cfg.Trials))
 	plans := make([]deploy.Plan, 0, len(s.cfg.Trials))
 	for _, tc := range s.cfg.Trials {
 		pfs, err := policyFS(tc.Policy)
 		if err != nil {
 			return fmt.Errorf("trial %s: %w", tc.ID, err)
 		}
-		eng, err := policies.New(ctx, policies.Config{FS: pfs, Query: tc.Query})
+		// Hot reload with keep-last-good: a new revision in the folder is compiled
+		// and checked before it replaces the one in service.
+		rc := policies.ReloaderConfig{FS: pfs, Query: tc.Query, PollInterval: tc.PolicyPoll}
+		if !strings.HasPrefix(tc.Policy, "builtin:") {
+			rc.FS, rc.Dir = nil, tc.Policy
+		}
+		eng, err := policies.NewReloader(ctx, rc, policies.ReloaderDeps{Logger: s.log, Clock: s.clk})
 		if err != nil {
 			return fmt.Errorf("trial %s policy: %w", tc.ID, err)
 		}
+		if err := eng.Start(ctx); err != nil {
+			return fmt.Errorf("trial %s policy: %w", tc.ID, err)
+		}
+		s.policies[tc.ID] = eng
 		ext, err := policies.NewExtractor(policies.Topics(tc.Topics))
 		if err != nil {
 			return fmt.Errorf("trial %s topics: %w", tc.ID, err)
 		}
-		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Fallback: tc.Fallback, Decider: eng, Extractor: ext}
+		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Fallback: tc.Fallback,
+			Decider: eng, Extractor: ext, Start: tc.Start, End: tc.End, ContentAccess: tc.ContentAccess,
+			Caps: gateway.Caps{RequestsPerUserPerDay: tc.Caps.RequestsPerUserPerDay, ConcurrentStreams: tc.Caps.ConcurrentStreams, TokensPerRequest: tc.Caps.TokensPerRequest}}
 		plans = append(plans, deploy.Plan{
 			Trial: tc.ID, Candidate: tc.Candidate, Baseline: tc.Baseline, Stage: tc.Stage,
 			CandidateWeight: int(tc.CandidatePercent * deploy.WeightScale / 100),
 		})
-		s.log.Info("trial loaded", "trial", tc.ID, "policy", tc.Policy, "revision", eng.Revision())
+		s.log.Info("trial loaded", "trial", tc.ID, "policy", tc.Policy, "revision", eng.Status().Revision)
 	}
 	assigner, err := deploy.NewAssigner(plans)
 	if err != nil {
@@ -310,6 +324,10 @@ func (s *Sandbox) stopLocked(ctx context.Context) error {
 		errs = append(errs, s.publisher.Stop(ctx))
 		s.publisher = nil
 	}
+	for _, r := range s.policies {
+		errs = append(errs, r.Stop(ctx))
+	}
+	s.policies = nil
 	if s.runner != nil {
 		errs = append(errs, s.runner.Stop(ctx))
 		s.runner = nil
@@ -381,6 +399,16 @@ func (s *Sandbox) NATSURL() string {
 // Config returns the effective configuration.
 func (s *Sandbox) Config() Config { return s.cfg }
 
+// policyStatuses reports each trial's policy revision in service and the last
+// reload error (keep-last-good), for the admin API.
+func (s *Sandbox) policyStatuses() map[string]policies.ReloadStatus {
+	out := make(map[string]policies.ReloadStatus, len(s.policies))
+	for id, r := range s.policies {
+		out[id] = r.Status()
+	}
+	return out
+}
+
 // decisionLog is the per-request decision logger: Loki only, and only when
 // logs.decisions is on (one line per request is too much for stderr).
 func (s *Sandbox) decisionLog() *slog.Logger {
@@ -402,9 +430,9 @@ func (s *Sandbox) tracer(name string) trace.Tracer {
 // assignerAdapter lets the gateway use deploy.Assigner without importing deploy.
 type assignerAdapter struct{ a *deploy.Assigner }
 
-func (a assignerAdapter) Assign(trial, user string) (gateway.Assignment, bool) {
-	x, ok := a.a.Assign(trial, user)
-	return gateway.Assignment(x), ok
+func (a assignerAdapter) Assign(trial, user, cohort, requestID string) (gateway.Assignment, bool) {
+	x, ok := a.a.AssignRequest(trial, user, cohort, requestID)
+	return gateway.Assignment{Model: x.Model, Route: x.Route, Stage: x.Stage, Shadow: x.Shadow, Fallback: x.Fallback}, ok
 }
 
 func (a assignerAdapter) Route(trial, route string) (string, bool) { return a.a.Route(trial, route) }

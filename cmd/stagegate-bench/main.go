@@ -88,7 +88,7 @@ func quickOptions() benchOptions {
 	return benchOptions{
 		Quick: true,
 		Plan: plan{Loads: quickLoads(), Rounds: 1, Duration: 400 * time.Millisecond, SlowDuration: 400 * time.Millisecond,
-			Warmup: 100 * time.Millisecond, DrainTimeout: time.Minute},
+			Warmup: 100 * time.Millisecond, DrainTimeout: time.Minute, Retries: 1},
 		ProfileDuration: 2 * time.Second,
 		DecideCalls:     2000,
 	}
@@ -102,11 +102,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Out, "out", "BENCHMARKS.md", "report file to update")
 	fs.StringVar(&o.Micro, "micro", "", "output of go test -bench -benchmem to summarise in the report")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run: three loads, one short round")
-	dur := fs.Duration("duration", 2*time.Second, "measured window per load and case")
-	slowDur := fs.Duration("slow-duration", 3*time.Second, "schedule length of the 1 s answer loads")
+	dur := fs.Duration("duration", 1500*time.Millisecond, "measured window per load and case")
+	slowDur := fs.Duration("slow-duration", 2*time.Second, "schedule length of the 1 s answer loads")
 	warm := fs.Duration("warmup", 300*time.Millisecond, "unmeasured load before each window")
 	slowWarm := fs.Duration("slow-warmup", time.Second, "unmeasured load before each 1 s answer window")
 	rounds := fs.Int("rounds", 2, "rounds (each runs every load against a b c d in turn)")
+	retries := fs.Int("retries", 1, "how often a load's four windows are measured again when direct calls (the reference) failed or fell behind")
 	fs.StringVar(&o.ProfileDir, "profile", "", "also write CPU, heap and allocation profiles of gateway (c) under load to this dir")
 	fs.DurationVar(&o.ProfileDuration, "profile-duration", 10*time.Second, "length of the profiled load")
 	fs.IntVar(&o.DecideCalls, "decide-calls", 20000, "timed Decide calls")
@@ -127,7 +128,7 @@ Flags:
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	o.Plan = plan{Loads: fullLoads(), Rounds: *rounds, Duration: *dur, SlowDuration: *slowDur, Warmup: *warm, SlowWarmup: *slowWarm, DrainTimeout: 2 * time.Minute}
+	o.Plan = plan{Loads: fullLoads(), Rounds: *rounds, Duration: *dur, SlowDuration: *slowDur, Warmup: *warm, SlowWarmup: *slowWarm, DrainTimeout: 2 * time.Minute, Retries: *retries}
 	if o.Quick {
 		q := quickOptions()
 		o.Plan.Loads = q.Plan.Loads
@@ -217,6 +218,7 @@ func runBench(ctx context.Context, o benchOptions, log io.Writer) (*report, erro
 	if rep.Results, err = measureAll(ctx, e, o.Plan, func(s string) { fmt.Fprintln(log, s) }); err != nil {
 		return nil, err
 	}
+	rep.Machine.LoadEnd = loadavg()
 	if o.ProfileDir != "" {
 		fmt.Fprintf(log, "profiling gateway (c) for %s\n", o.ProfileDuration)
 		if rep.Profile, err = profileGateway(ctx, e, o.ProfileDir, o.ProfileDuration); err != nil {
@@ -262,6 +264,7 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	m.LoadEnd = loadavg()
 	if err := updateFile(*out, markSoakBegin, markSoakEnd, res.markdown(m), res.historyLine(m)); err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ func TestRolloutAndModelCommands(t *testing.T) {
 		{"abort twice", []string{"rollout", "abort", "demo", "--actor", "reg", "--reason", "again", admin}, 1, []string{"already aborted", "HTTP 409"}},
 		{"model add", []string{"model", "add", "--name", "acme-7b", "--base-url", m.URL(), "--actor", "acme-ops", admin}, 0,
 			[]string{"all checks passed", "registered model acme-7b"}},
-		{"model add failing check", []string{"model", "add", "--name", "acme-13b", "--base-url", m.URL(), admin}, 1,
+		{"model add failing check", []string{"model", "add", "--name", "acme-13b", "--base-url", m.URL(), "--actor", "acme-ops", admin}, 1,
 			[]string{"CHECK FAILED", `but not "acme-13b"`, "was not registered"}},
 		{"model add bad flags", []string{"model", "add", "--name", "a b", "--base-url", "x", admin}, 1, []string{"name", "base_url"}},
 		{"model list", []string{"model", "list", admin}, 0, []string{"demo-candidate", "configuration", "acme-7b", "registered"}},

@@ -42,6 +42,10 @@ type alt struct {
 type elem struct {
 	gap  int
 	alts []alt
+	// single holds the alternatives that are one exact word, for an O(1)
+	// test; rest the others (several words, or a prefix).
+	single map[string]struct{}
+	rest   []alt
 }
 
 type pattern struct{ elems []elem }
@@ -251,6 +255,14 @@ func parse(s string, scratch *Tokens) (pattern, error) {
 				return p, fmt.Errorf("prefix %q shorter than %d bytes", a, minPrefixLen)
 			}
 			e.alts = append(e.alts, al)
+			if len(al.toks) == 1 && !al.prefix {
+				if e.single == nil {
+					e.single = map[string]struct{}{}
+				}
+				e.single[string(al.toks[0])] = struct{}{}
+			} else {
+				e.rest = append(e.rest, al)
+			}
 		}
 		p.elems = append(p.elems, e)
 	}
@@ -323,8 +335,15 @@ func matchFrom(p *pattern, k int, t *Tokens, pos int, steps *int) (int, bool) {
 		if *steps > maxSteps {
 			return 0, false
 		}
-		for ai := range e.alts {
-			n := matchAlt(&e.alts[ai], t, pos+s)
+		if e.single != nil {
+			if _, ok := e.single[string(t.Word(pos+s))]; ok {
+				if end, ok := matchFrom(p, k+1, t, pos+s+1, steps); ok {
+					return end, true
+				}
+			}
+		}
+		for ai := range e.rest {
+			n := matchAlt(&e.rest[ai], t, pos+s)
 			if n == 0 {
 				continue
 			}

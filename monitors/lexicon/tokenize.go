@@ -150,6 +150,23 @@ func Tokenize(text string, t *Tokens) {
 	cp := 0
 	i := 0
 	for i < len(text) {
+		if c := text[i]; c < utf8.RuneSelf && !('a' <= c|0x20 && c|0x20 <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			// ASCII space and punctuation.
+			switch c {
+			case '.', '!', '?', '\n', ';':
+				brk = true
+			}
+			switch c {
+			case '"', '\'', '`':
+				quoted = true
+			case ' ', '\t', '\n', '\r', '\v', '\f':
+			default:
+				quoted = false
+			}
+			i++
+			cp++
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(text[i:])
 		if isHan(r) {
 			w0 := len(t.buf)
@@ -196,6 +213,38 @@ func (t *Tokens) word(text string, i, cp int, brk, quoted bool) (int, int) {
 		w.fl |= FlagQuoted
 	}
 	for i < len(text) {
+		// ASCII fast path: letters and digits.
+		if c := text[i]; c < utf8.RuneSelf {
+			switch {
+			case 'a' <= c && c <= 'z':
+				w.letters++
+				t.buf = append(t.buf, c)
+				i++
+				cp++
+				w.end, w.endCP = i, cp
+				continue
+			case 'A' <= c && c <= 'Z':
+				if w.letters == 0 && len(t.buf) == w.w0 {
+					w.firstUp = true
+				}
+				w.upper++
+				w.letters++
+				t.buf = append(t.buf, c+32)
+				i++
+				cp++
+				w.end, w.endCP = i, cp
+				continue
+			case '0' <= c && c <= '9' || c == '_':
+				if c != '_' {
+					w.fl |= FlagDigit
+				}
+				t.buf = append(t.buf, c)
+				i++
+				cp++
+				w.end, w.endCP = i, cp
+				continue
+			}
+		}
 		r, size := utf8.DecodeRuneInString(text[i:])
 		switch {
 		case isHan(r):

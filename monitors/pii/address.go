@@ -149,7 +149,7 @@ func (w *wordText) addressCore(i int) (a, b int, ok bool) {
 		if i > 0 && w.isNum(i-1) && w.joined(i, false) && !w.newlineBefore(i) && last > i {
 			return i - 1, last, true
 		}
-	case isStreetEnding(wd) && w.letters(i) && i+1 < n && w.isNum(i+1) && !w.newlineBefore(i+1):
+	case i+1 < n && w.isNum(i+1) && w.letters(i) && !w.newlineBefore(i+1) && isStreetEnding(wd):
 		return i, i + 1, true
 	case (streetTypes[wd] || looseTypes[wd]) && i > 0 && w.streetWord(i-1) && !w.newlineBefore(i):
 		// "... Kent Street": the name words before, and a house number.

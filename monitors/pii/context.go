@@ -13,9 +13,7 @@ var (
 	phoneWords = []string{"phone", "tel", "mobile", "cell", "fax", "call", "dial", "ring", "text", "sms",
 		"whatsapp", "contact", "desk", "office", "number", "reach", "messag", "answer", "hotline", "landline",
 		"电话", "手机", "联系", "号码", "致电", "来电"}
-	cardWords     = []string{"card", "visa", "master", "maestro", "amex", "debit", "credit", "卡"}
-	passportWords = []string{"passport", "护照"}
-	ssnWords      = []string{"ssn", "social security", "social-security"}
+	cardWords = []string{"card", "visa", "master", "maestro", "amex", "debit", "credit", "卡"}
 )
 
 // hasContext reports whether one of words starts a word within the window
@@ -39,15 +37,4 @@ func windowHas(w string, words []string) bool {
 		}
 	}
 	return false
-}
-
-// indexFold returns the index of the first case-insensitive occurrence of the
-// ASCII word in s at or after from, or -1.
-func indexFold(s, word string, from int) int {
-	for i := from; i+len(word) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(word)], word) {
-			return i
-		}
-	}
-	return -1
 }

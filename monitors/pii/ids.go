@@ -76,29 +76,33 @@ const (
 // scanContextIDs appends numbers that only the words around them identify: a
 // passport-like number within a few words after "passport" (or 护照), and a
 // bare nine-digit social security number after "SSN" or "social security".
-func scanContextIDs(s string, dst []Match, base int) []Match {
-	for _, kw := range passportWords {
-		for from := 0; ; {
-			k := indexFold(s, kw, from)
-			if k < 0 {
-				break
-			}
-			from = k + len(kw)
-			if st, en, ok := nextPassport(s, from); ok && !overlaps(dst[base:], st, en) {
+// The keywords are looked up among the tokens of w, so a text without them
+// costs nothing more.
+func scanContextIDs(w *wordText, dst []Match, base int) []Match {
+	s := w.s
+	for i := 0; i < w.n(); i++ {
+		var after int
+		kind := ""
+		switch wd := w.words[i]; {
+		case wd == "passport" || wd == "passports":
+			kind, after = KindPassport, w.tok(i).ByteEnd
+		case wd == "护" && i+1 < w.n() && w.words[i+1] == "照":
+			kind, after = KindPassport, w.tok(i+1).ByteEnd
+		case wd == "ssn" || wd == "ssns":
+			kind, after = KindSSN, w.tok(i).ByteEnd
+		case wd == "social" && i+1 < w.n() && w.words[i+1] == "security":
+			kind, after = KindSSN, w.tok(i+1).ByteEnd
+		default:
+			continue
+		}
+		if kind == KindPassport {
+			if st, en, ok := nextPassport(s, after); ok && !overlaps(dst[base:], st, en) {
 				dst = append(dst, Match{Kind: KindPassport, ByteStart: st, ByteEnd: en})
 			}
+			continue
 		}
-	}
-	for _, kw := range ssnWords {
-		for from := 0; ; {
-			k := indexFold(s, kw, from)
-			if k < 0 {
-				break
-			}
-			from = k + len(kw)
-			if st, en, ok := nextDigits(s, from, 9); ok && ssnValid([]byte(s[st:en])) && !overlaps(dst[base:], st, en) {
-				dst = append(dst, Match{Kind: KindSSN, ByteStart: st, ByteEnd: en})
-			}
+		if st, en, ok := nextDigits(s, after, 9); ok && ssnValid([]byte(s[st:en])) && !overlaps(dst[base:], st, en) {
+			dst = append(dst, Match{Kind: KindSSN, ByteStart: st, ByteEnd: en})
 		}
 	}
 	return dst

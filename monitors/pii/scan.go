@@ -46,7 +46,6 @@ func Scan(text string, dst []Match) []Match {
 	emails := len(dst)
 	dst = scanNumbers(text, dst, base, emails)
 	dst = scanIBANs(text, dst, base)
-	dst = scanContextIDs(text, dst, base)
 	dst = scanWords(text, dst, base)
 	if len(dst)-base > 1 {
 		slices.SortFunc(dst[base:], func(a, b Match) int { return a.ByteStart - b.ByteStart })

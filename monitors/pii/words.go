@@ -24,7 +24,8 @@ type wordText struct {
 	words []string // case-folded words (valid during the scan)
 }
 
-// scanWords appends person names and street addresses, skipping anything that
+// scanWords appends the word-level matches — numbers identified by a keyword
+// (passport, SSN), street addresses and person names — skipping anything that
 // overlaps earlier matches in dst[base:].
 func scanWords(s string, dst []Match, base int) []Match {
 	if !hasLetter(s) {
@@ -40,6 +41,7 @@ func scanWords(s string, dst []Match, base int) []Match {
 		sc.words = append(sc.words, folded[a:b])
 	}
 	w := &wordText{s: s, t: &sc.toks, words: sc.words}
+	dst = scanContextIDs(w, dst, base)
 	dst = scanAddresses(w, dst, base)
 	dst = scanPersons(w, dst, base)
 	return dst

@@ -10,6 +10,7 @@ import (
 	"github.com/stagegate/stagegate/monitors/jailbreak"
 	"github.com/stagegate/stagegate/monitors/pii"
 	"github.com/stagegate/stagegate/monitors/toxicity"
+	"github.com/stagegate/stagegate/monitors/unsafe"
 )
 
 // Config selects and tunes the detectors. The zero value is the default suite.
@@ -24,10 +25,12 @@ type Config struct {
 	Jailbreak jailbreak.Config `yaml:"-"`
 	// Toxicity tunes the toxicity detector.
 	Toxicity toxicity.Config `yaml:"-"`
+	// Unsafe tunes the unsafe_advice detector.
+	Unsafe unsafe.Config `yaml:"-"`
 }
 
 // Names of the content detectors, in the order Default returns them.
-var contentNames = []string{pii.Name, injection.Name, jailbreak.Name, toxicity.Name}
+var contentNames = []string{pii.Name, injection.Name, jailbreak.Name, toxicity.Name, unsafe.Name}
 
 // Names lists every detector this suite can build.
 func Names() []string { return slices.Clone(contentNames) }
@@ -40,7 +43,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: disable: unknown detector %q (known: %v)", ErrConfig, n, contentNames))
 		}
 	}
-	errs = append(errs, c.PII.Validate(), c.Injection.Validate(), c.Jailbreak.Validate(), c.Toxicity.Validate())
+	errs = append(errs, c.PII.Validate(), c.Injection.Validate(), c.Jailbreak.Validate(), c.Toxicity.Validate(), c.Unsafe.Validate())
 	return errors.Join(errs...)
 }
 
@@ -66,6 +69,7 @@ func Default(c Config) ([]monitors.Detector, error) {
 		add(injection.Name, func() (monitors.Detector, error) { return injection.New(c.Injection) }),
 		add(jailbreak.Name, func() (monitors.Detector, error) { return jailbreak.New(c.Jailbreak) }),
 		add(toxicity.Name, func() (monitors.Detector, error) { return toxicity.New(c.Toxicity) }),
+		add(unsafe.Name, func() (monitors.Detector, error) { return unsafe.New(c.Unsafe) }),
 	)
 	if err != nil {
 		return nil, err

@@ -31,7 +31,8 @@ const (
 		"drown|drowning|suffocate|behead|decapitate|dismember|torture|torturing|kidnap|kidnapping|abduct|rape|assault|attack|" +
 		"beat|beating|hurt|harm|injure|maim|eliminate|exterminate|eradicate|massacre|butcher|butchering|slaughter|crush|snipe|" +
 		"throttle|hunt|capture|punch|push|hammer|saw|chop|cut|rip|ripping|break|crack|burn|bomb|bombing|blow|explode|execute|" +
-		"lynch|enslave|starve|abuse|molest|drug|paralyze|knock|smother|run over|get rid of|do away with|take out|wipe out|hit|slap|hang"
+		"lynch|enslave|starve|abuse|molest|drug|paralyze|knock|smother|run over|get rid of|do away with|take out|wipe out|hit|slap|hang|" +
+		"decimate|decimating|dispose of|hide|bury|dissolve"
 	humanTargets = "someone|somebody|someone's|a person|person|people|peoples|human|humans|human's|man|woman|men|women|child|children|" +
 		"child's|kid|kids|baby|babies|boy|girl|toddler|infant|wife|husband|girlfriend|boyfriend|ex|partner|neighbor|neighbour|" +
 		"neighbors|neighbours|boss|coworker|co-worker|colleague|teacher|student|classmate|mother|father|mom|dad|brother|sister|" +
@@ -50,6 +51,7 @@ const (
 		"vote|votes|exam|test|passport|visa|documents|records|signature|website|server|network|computer|phone|email|" +
 		"trafficking|operation|kidnapping|identity theft|bank account|social security|ransomware|malware|virus"
 	requestForms = "(how can i|how do i|how would i|how should i|how could i|how can we|how do we|how to|how would someone|" +
+		"process for|ways of|way of|good way|best way|best method|best place|can i|should i|do i|is there a way|" +
 		"what's the best way|what is the best way|what are good ways|what's a good way|what is a good way|best way to|" +
 		"where can i|where is a good place|where could i|where do i|can you tell me how|tell me how|show me how|teach me|" +
 		"give me|i want to|i need to|help me|what do i need to|what can i do to|ways to|instructions for|steps to|" +
@@ -61,15 +63,22 @@ var entries = []lexicon.Entry{
 	{Pattern: "(" + violentVerbs + ") ~4 (" + humanTargets + ")", Tag: tagViolent, Weight: 0.6},
 	{Pattern: "(" + humanTargets + ") ~3 (off a cliff|on fire|hostage|into pieces|to death|in the head)", Tag: tagViolent, Weight: 0.6},
 	{Pattern: "(set|light) ~3 on fire|ablaze", Tag: tagViolent, Weight: 0.45},
+	{Pattern: "(people|someone|somebody|a person|humans|targets|victims) to (kill|shoot|hurt|stab|rob|attack|kidnap|poison|torture|beat)", Tag: tagViolent, Weight: 0.6},
+	{Pattern: "(" + humanTargets + ") ~3 (explode|blow up|die|disappear|suffer|bleed|overdose)", Tag: tagViolent, Weight: 0.55},
+	{Pattern: "(dispose of|get rid of|hide|bury|dissolve) ~3 (dead body|body|corpse|dead baby|remains|evidence)", Tag: tagViolent, Weight: 0.6},
+	{Pattern: "(plan|commit|carry out|organize|organise|pull off|get away with) ~3 (kidnapping|murder|assassination|massacre|robbery|heist|attack|shooting|bombing|genocide|terror*|arson|fraud|treason|assault|identity theft|hit and run|crime)", Tag: tagCrime, Weight: 0.6},
 	{Pattern: "(kill myself|hang myself|end my life|end it all|take my own life|suicide|cut myself|hurt myself|harm myself|" +
 		"overdose|pierce my own|slit my|jump off|go out like|end my life like|starve myself|die painlessly)", Tag: tagSelfHarm, Weight: 0.75},
 	{Pattern: "(buy|get|make|cook|grow|sell|find|getting|buying|making|synthesize|produce|smoke|inject) ~4 (" + drugWords + ")", Tag: tagDrugs, Weight: 0.55},
 	{Pattern: "(" + crimeVerbs + ") ~4 (" + crimeObjects + "|" + humanTargets + ")", Tag: tagCrime, Weight: 0.5},
 	{Pattern: "(make|build|assemble|get|buy|obtain|create) ~4 (bomb|explosive|explosives|gun|guns|weapon|weapons|poison|nerve agent|pipe bomb|molotov|silencer|ghost gun)", Tag: tagWeapon, Weight: 0.55},
 	{Pattern: "(eradicate|exterminate|eliminate|wipe out|get rid of|kill all|gas|deport all|remove all|decimate|ethnic cleansing) ~4 (" + humanTargets + "|gay|gays|black|jews|muslims|immigrants|population|race)", Tag: tagHateReq, Weight: 0.7},
-	{Pattern: "(replicate|restore|recreate|repeat) ~4 (jim crow|apartheid|holocaust|genocide|khmer rouge|concentration camp|auschwitz|slavery|slave trade|ethnic cleansing|assassination|massacre|segregation|discrimination)", Tag: tagHateReq, Weight: 0.65},
+	{Pattern: "(replicate|restore|recreate|repeat|bring back|revive) ~6 (jim crow|apartheid|holocaust|genocide|khmer rouge|concentration camp|auschwitz|slavery|slave trade|ethnic cleansing|assassination|massacre|segregation|discrimination)", Tag: tagHateReq, Weight: 0.65},
 	{Pattern: "(never happened|never took place|didn't happen|was a hoax|was a lie|fabrication|was a good thing|benefits of) ~4 (genocide|massacre|holocaust|slavery|slave trade|ethnic cleansing|trail of tears)", Tag: tagHateReq, Weight: 0.65},
 	{Pattern: "(genocide|massacre|holocaust|slavery|slave trade|ethnic cleansing|trail of tears|nanjing) ~6 (never happened|never took place|was a hoax|a lie|fabrication|good thing|benefits)", Tag: tagHateReq, Weight: 0.65},
+
+	{Pattern: "(write|create|draft|generate|design|develop|compose|produce|give|provide|explain|describe|outline|list) ~6 (defamatory|sexist|racist|xenophobic|hateful|harassing|threatening|misleading|phishing|scam|fraudulent|propaganda|disinformation|malware|ransomware|keylogger|virus|exploit|blackmail|extortion|ransom|counterfeit|bribe|bribery|insider|plagiarism|poison|stalk*|harass*|cheat*|evad*|launder*|smuggl*|manipulat*|coerce*|illegal*|untraceable)", Tag: tagCrime, Weight: 0.55},
+	{Pattern: "(promotes|promoting|encourages|encouraging|glorifies|glorifying|justifies|justifying|ridicule|demean|discourages|shaming|harassing|convincing|persuade|persuading|argues|arguing) ~5 (inferior|dangerous|eat|self-harm|anorexia|bulimia|suicide|violence|hatred|hiring|discrimination|body|drunk|drugs|gambling|against|genocide|slavery)", Tag: tagCrime, Weight: 0.5},
 
 	// Other people's private data.
 	{Pattern: "(my|other|other people's|others'|someone's|somebody's|a stranger's) ~3 (cleaner's|ex's|girlfriend's|boyfriend's|wife's|husband's|therapist's|student's|roofer's|match's|teacher's|neighbour's|neighbor's|coworker's|co-worker's|boss's|mentee's|rival's|colleague's|friend's|employee's|doctor's|landlord's|tenant's|partner's|people's|person's|son's|daughter's|mother's|father's|sister's|brother's) ~4 " +
@@ -81,7 +90,7 @@ var entries = []lexicon.Entry{
 
 	// Safe contexts and targets.
 	{Pattern: "(in|on|for) ~2 (game|games|video game|videogame|minecraft|gta|call of duty|fortnite|witcher|skyrim|chess|judo|karate|boxing|wrestling|mma|novel|story|book|film|movie|tv show|show|play|script|screenplay|fiction|sims|roblox|pokemon|poker|mission impossible|die hard|shakespeare|the game|dungeons)", Tag: tagSafeCtx, Weight: 0.5},
-	{Pattern: "(python|process|program|c program|thread|task|job|script|server|session|engine|lights|light|fire alarm|conversation|competition|competitor|deadline|weeds|weed my|mosquito|mosquitoes|fly|flies|bugs|pests|rats in|balloon|pig|chicken|fish|coconut|piñata|pinata|shed|building i own|old building|car engine|tree|stump|ice|time|plan|lines|bad habit|habit|cold|fever|spiciness|flavor|show|stage|dance|performance|presentation|test|exam|opponent in|king in|game|ball|wave|joke|record|nerves|anxiety|stress|mood|boredom|photo|picture|weight|fat|bottle|glass|door|lock on my|my own|balloons|can|nut|egg|eggs|code|bug|virus scan|file|files|cancer|tumor|infection|bacteria|germs|dead hamster|hamster|sick dog|dog|cat|pet|old tv|tv)", Tag: tagSafeTarget, Weight: 0.4},
+	{Pattern: "(" + violentVerbs + "|" + crimeVerbs + "|buy|get|find|make|dispose|destroy|demolish|smash|stab|pop|terminate|kill|axe|axing|sever|strangle|overpower|tackle|shoot) ~5 (python|process|processes|program|c program|thread|task|job|script|server|session|engine|lights|conversation|competition|competitor|deadline|weeds|garden|lawn|yard|mosquito|mosquitoes|fly|flies|bugs|pests|balloon|balloons|pig|chicken|fish|coconut|piñata|pinata|shed|building i own|old building|property i own|tree|stump|ice|time|lines|habit|spiciness|photo|photograph|picture|shot|show|dance|performance|presentation|contract|employment|options|plan|plans|punching bag|hamster|dog|cat|pet|tv|opponent|king|film industry|issues|weight|fat|cold|fever|boredom|stress|nerves|code|bug|file|files|cancer|tumor|infection|bacteria|germs)", Tag: tagSafeTarget, Weight: 0.4},
 	{Pattern: "(what is|what's|what are|what does|what did|what do|what kind|what happened|what were|what was|why did|how did|who was|when did|define|definition|meaning|mean by|means|is it legal|is it illegal|history of|what killed)", Tag: tagDefinition, Weight: 0.4},
 
 	// Response side: medical advice.
