@@ -24,6 +24,9 @@ test-race: ## run the tests with the race detector (slower)
 
 BENCH_DIR ?= bin/bench
 BENCHTIME ?= 1s
+BENCHCOUNT ?= 1
+# the replay benchmarks (100k recorded interactions, ~1 min each) are left out of make bench
+BENCHSKIP ?= ^BenchmarkReplay
 BENCHARGS ?=
 SOAKTIME  ?= 10m
 BENCH_BUILD = mkdir -p $(BENCH_DIR) && $(GO) build -o $(BENCH_DIR)/stagegate ./cmd/stagegate \
@@ -31,16 +34,16 @@ BENCH_BUILD = mkdir -p $(BENCH_DIR) && $(GO) build -o $(BENCH_DIR)/stagegate ./c
 .PHONY: soak profile
 bench: ## measure (under 10 min on 2 cores): Go micro-benchmarks, then direct/proxy/gateway side by side; updates BENCHMARKS.md
 	@mkdir -p $(BENCH_DIR)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 ./... > $(BENCH_DIR)/micro.txt; \
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -skip '$(BENCHSKIP)' ./... > $(BENCH_DIR)/micro.txt; \
 	  st=$$?; cat $(BENCH_DIR)/micro.txt; exit $$st
 	$(BENCH_BUILD)
 	$(BENCH_DIR)/stagegate-bench --stagegate $(BENCH_DIR)/stagegate --micro $(BENCH_DIR)/micro.txt \
-	  --profile $(BENCH_DIR)/profiles --profile-duration 6s --out BENCHMARKS.md --command "make bench $(BENCHARGS)" $(BENCHARGS)
+	  --profile $(BENCH_DIR)/profiles --profile-duration 6s --out BENCHMARKS.md --command "$(strip make bench $(BENCHARGS))" $(BENCHARGS)
 
 soak: ## 10 minutes (SOAKTIME) at 1000 req/s against the full gateway, RSS sampled every 10 s; updates BENCHMARKS.md
 	$(BENCH_BUILD)
 	$(BENCH_DIR)/stagegate-bench soak --stagegate $(BENCH_DIR)/stagegate --rate 1000 --duration $(SOAKTIME) \
-	  --out BENCHMARKS.md --command "make soak SOAKTIME=$(SOAKTIME)"
+	  --profile $(BENCH_DIR)/soak --out BENCHMARKS.md --command "make soak SOAKTIME=$(SOAKTIME)"
 
 profile: ## CPU, heap and allocation profiles of the gateway under load, into bin/bench/profiles
 	$(BENCH_BUILD)
@@ -53,6 +56,11 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz '^FuzzSpoolSegment$$' -fuzztime $(FUZZTIME) ./events
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./sandbox
 
+.PHONY: screenshots
+screenshots: ## run the console's browser test in Chromium and save its pages under testdata/screenshots/ (for the README)
+	@mkdir -p testdata/screenshots
+	STAGEGATE_SCREENSHOTS=$(CURDIR)/testdata/screenshots CI=true $(GO) test -count=1 -run '^TestBrowserTriage$$' -v ./sandbox/console/
+
 lint: ## check formatting (gofmt) and run go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -64,3 +72,12 @@ check-deps: ## guard against the ancient nats-server a bare `go mod tidy` can pu
 
 clean: ## remove build output and the default data dir
 	rm -rf bin .stagegate
+
+DATASETS ?= ../shared/datasets
+EVAL_DIR ?= .eval
+.PHONY: eval
+eval: ## measure the detectors on DATASETS with `stagegate scan` and write EVAL.md (a few minutes)
+	@mkdir -p $(EVAL_DIR)
+	$(GO) build -o $(EVAL_DIR)/stagegate ./cmd/stagegate
+	@for f in $(DATASETS)/*.jsonl; do echo "scan $$f"; $(EVAL_DIR)/stagegate scan --timings "$$f" > "$(EVAL_DIR)/$$(basename $$f)" || exit 1; done
+	$(GO) run ./monitors/eval/evalreport -datasets $(DATASETS) -scans $(EVAL_DIR) -out EVAL.md

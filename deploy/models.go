@@ -252,6 +252,28 @@ func (r *Models) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// Watch streams every registration (entries in key order, then a nil entry once
+// the current ones are delivered) and every later change, including deletes,
+// until ctx ends or the watcher is stopped. Decode values with DecodeModel.
+func (r *Models) Watch(ctx context.Context) (jetstream.KeyWatcher, error) {
+	w, err := r.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", BucketModels, err)
+	}
+	return w, nil
+}
+
+// DecodeModel reads a registration from the MODELS bucket, bounded and validated.
+func DecodeModel(b []byte) (ModelSpec, error) {
+	if len(b) > maxModelBytes {
+		return ModelSpec{}, fmt.Errorf("model registration of %d bytes (max %d)", len(b), maxModelBytes)
+	}
+	return decodeModel(b)
+}
+
+// maxModelBytes bounds one registration's JSON.
+const maxModelBytes = 64 << 10
+
 func decodeModel(b []byte) (ModelSpec, error) {
 	var m ModelSpec
 	if err := json.Unmarshal(b, &m); err != nil {

@@ -9,9 +9,24 @@ import (
 )
 
 // StreamOptions size the streams. Zero values take the defaults below.
+//
+// On a NATS cluster: Replicas 3 keeps every stream and the ROLLOUTS bucket
+// available while one of three servers is down (JetStream needs a majority of
+// a stream's replicas to accept a write, so R3 survives one loss, R5 two).
+// Embedded (one server) it must be 1. Placement pins the streams to a cluster
+// or to servers with given tags (e.g. fast disks); nil lets JetStream choose.
+// Limits: every stream keeps MaxAge of messages, refuses a message larger than
+// MaxPayloadBytes, and remembers Nats-Msg-Id for DuplicateWindow; a server's
+// JetStream max_file_store caps the sum, so size it for the interaction rate ×
+// the average payload × MaxAge × replicas / servers (README, capacity model).
+// Consumers inherit the stream's replicas; the monitors' durable consumer is
+// shared by every monitor process, each message going to one of them.
 type StreamOptions struct {
 	// Replicas per stream: 1 embedded, 3 on a cluster.
 	Replicas int
+	// Placement, when set, places every stream and the ROLLOUTS bucket on one
+	// cluster and/or on servers carrying all the given tags.
+	Placement *jetstream.Placement
 	// MaxAge keeps messages this long (default DefaultStreamMaxAge).
 	MaxAge time.Duration
 	// DuplicateWindow is how long Nats-Msg-Id de-duplication remembers an id
@@ -45,6 +60,7 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 			MaxAge:     o.MaxAge,
 			Duplicates: o.DuplicateWindow,
 			MaxMsgSize: MaxPayloadBytes,
+			Placement:  o.Placement,
 		}
 	}
 	return []jetstream.StreamConfig{
@@ -68,10 +84,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		replicas = 1
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   BucketRollouts,
-		History:  16,
-		Storage:  jetstream.FileStorage,
-		Replicas: replicas,
+		Bucket:    BucketRollouts,
+		History:   16,
+		Storage:   jetstream.FileStorage,
+		Replicas:  replicas,
+		Placement: o.Placement,
 	}); err != nil {
 		return fmt.Errorf("ensure kv %s: %w", BucketRollouts, err)
 	}

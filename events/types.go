@@ -103,6 +103,12 @@ type Decision struct {
 	InputHash string `json:"input_hash,omitempty"`
 	// MemoHit is true when the decision came from the memo, not a fresh evaluation.
 	MemoHit bool `json:"memo_hit,omitempty"`
+	// Experiment, Arm and VariantRevision name the policy experiment the user
+	// took part in, their arm, and the revision of the policy that arm was
+	// served; absent outside experiments.
+	Experiment      string `json:"experiment,omitempty"`
+	Arm             string `json:"arm,omitempty"`
+	VariantRevision string `json:"variant_revision,omitempty"`
 }
 
 // Reason is a stable code and a human sentence.

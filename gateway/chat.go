@@ -37,10 +37,12 @@ type exchange struct {
 	decision  policies.Decision
 	assign    Assignment
 	upstream  *Upstream
-	upSpan    trace.Span // the current upstream call's client span
-	sse       bool       // event-stream headers were sent (keep-alive or stream)
-	wrote     bool       // bytes of the answer reached the client
+	up        *upstreamEntry // upstream's entry: breaker, client, concurrency
+	upSpan    trace.Span     // the current upstream call's client span
+	sse       bool           // event-stream headers were sent (keep-alive or stream)
+	wrote     bool           // bytes of the answer reached the client
 	in        *events.Interaction
+	held      hold // concurrency slots of the trial's limits (limits.go)
 }
 
 // serveChat runs the request path. Each step is a method that either moves the
@@ -60,6 +62,9 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 
 	err := g.authenticate(x)
 	if err == nil {
+		err = g.limitKey(x)
+	}
+	if err == nil {
 		err = g.checkWindow(x)
 	}
 	if err == nil {
@@ -67,6 +72,9 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		err = g.decode(x)
+	}
+	if err == nil {
+		err = g.limitUser(x)
 	}
 	if err == nil {
 		err = g.decide(x)
@@ -85,6 +93,7 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 		release()
 	}
 	g.finish(x, err)
+	x.held.release()
 	g.publish(x)
 	if err == nil && x.assign.Shadow != "" && x.assign.Shadow != x.in.Model {
 		g.shadow(x)
@@ -115,7 +124,7 @@ func (g *Gateway) principal(r *http.Request) (Principal, error) {
 	if !ok || key == "" {
 		return Principal{}, Error(http.StatusUnauthorized, fmt.Errorf("%w: send 'Authorization: Bearer <key>'", ErrUnauthorized))
 	}
-	p, ok := g.d.Keys.Lookup(strings.TrimSpace(key))
+	p, ok := g.keys.Load().Lookup(strings.TrimSpace(key))
 	if !ok {
 		return Principal{}, Error(http.StatusUnauthorized, ErrUnauthorized)
 	}
@@ -233,6 +242,7 @@ func (g *Gateway) decide(x *exchange) error {
 	x.in.Decision = events.Decision{
 		Allow: d.Allow, Route: d.Route, PolicyRevision: d.Revision, EvalMicros: d.EvalMicros,
 		Input: d.Input, InputHash: d.InputHash, MemoHit: d.MemoHit,
+		Experiment: d.Experiment, Arm: d.Arm, VariantRevision: d.VariantRevision,
 		Obligations: events.Obligations{RedactPIIInStorage: d.Obligations.RedactPIIInStorage, MaxTokens: d.Obligations.MaxTokens, Notice: d.Obligations.Notice},
 	}
 	for _, r := range d.Reasons {
@@ -264,11 +274,11 @@ func (g *Gateway) assignModel(x *exchange) error {
 			a.Model, a.Route = alt, x.decision.Route
 		}
 	}
-	u := g.d.Upstreams[a.Model]
-	if u == nil {
+	e := g.entry(a.Model)
+	if e == nil {
 		return Error(http.StatusBadGateway, fmt.Errorf("%w: model %s is not configured", ErrUpstream, a.Model))
 	}
-	x.assign, x.upstream = a, u
+	x.assign, x.upstream, x.up = a, e.u, e
 	x.in.Model, x.in.Route, x.in.Stage = a.Model, a.Route, a.Stage
 	h := x.w.Header()
 	h.Set(HeaderModel, a.Model)

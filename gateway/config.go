@@ -38,6 +38,9 @@ type Config struct {
 	// long, the gateway starts the event stream and sends an SSE comment at this
 	// interval so clients and proxies do not give up. Negative disables it.
 	StreamKeepAlive time.Duration
+	// TLSCertFile and TLSKeyFile (PEM) serve HTTPS instead of HTTP; both or
+	// neither. Off by default: the default listener is loopback only.
+	TLSCertFile, TLSKeyFile string
 }
 
 // WithDefaults fills zero fields with the defaults.
@@ -86,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if c.UpstreamTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("gateway upstream timeout %s: must be positive", c.UpstreamTimeout))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("gateway tls: set both the certificate and the key file, or neither"))
 	}
 	return errors.Join(errs...)
 }

@@ -79,6 +79,9 @@ type Trial struct {
 	// ContentAccess lets the policy see raw message text (input.content); slower
 	// and less private, so off unless the trial opts in.
 	ContentAccess bool
+	// Limits are hard per-key and per-user rate limits and concurrency caps:
+	// 429 with Retry-After, before the policy runs (limits.go).
+	Limits Limits
 }
 
 // Upstream is one OpenAI-compatible model endpoint.
@@ -104,6 +107,10 @@ type Upstream struct {
 	// BreakerCooldown is how long an open circuit refuses calls before one probe
 	// (default DefaultBreakerCooldown).
 	BreakerCooldown time.Duration
+	// MaxConcurrency bounds the calls in flight to this model, shadow copies
+	// included; past it a call gets 503 (a candidate falls back to the baseline
+	// when the trial allows it, a shadow copy is skipped). 0 is unbounded.
+	MaxConcurrency int
 }
 
 // Principal is who an API key belongs to.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +26,8 @@ type Deps struct {
 	Keys *Keys
 	// Trials by id.
 	Trials map[string]*Trial
-	// Upstreams by model name.
+	// Upstreams by model name, at start; SetUpstream adds or replaces models
+	// while the gateway serves. The gateway keeps copies.
 	Upstreams map[string]*Upstream
 	// Assigner picks candidate or baseline.
 	Assigner Assigner
@@ -71,9 +73,10 @@ type BreakerStatus struct {
 
 // Breakers returns every model's circuit breaker state.
 func (g *Gateway) Breakers() map[string]BreakerStatus {
-	out := make(map[string]BreakerStatus, len(g.breakers))
-	for name, b := range g.breakers {
-		st, n := b.snapshot()
+	ups := *g.ups.Load()
+	out := make(map[string]BreakerStatus, len(ups))
+	for name, e := range ups {
+		st, n := e.br.snapshot()
 		out[name] = BreakerStatus{State: st, Opened: n}
 	}
 	return out
@@ -91,10 +94,12 @@ type Gateway struct {
 	shadowWG sync.WaitGroup
 	rnd      func() uint64
 	log      *slog.Logger
-	client   *http.Client
-	clients  map[string]*http.Client // per model, when it has its own connect timeout
-	breakers map[string]*breaker     // per model; the maps are read-only after New
-	models   map[string][]byte       // trial id -> encoded GET /v1/models answer
+	client   *http.Client                  // shared by models without their own connect timeout
+	ups      atomic.Pointer[upstreamTable] // models by name, copy-on-write (upstreams.go)
+	upsMu    sync.Mutex                    // serialises writers of ups
+	models   map[string][]byte             // trial id -> encoded GET /v1/models answer
+	keys     atomic.Pointer[Keys]          // the key table; SetKeys swaps it (keytable.go)
+	limits   *limiter                      // the trials' request limits (limits.go)
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -128,9 +133,12 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		if t.LogicalModel == "" {
 			errs = append(errs, fmt.Errorf("gateway: trial %s has no logical model", id))
 		}
+		if err := t.Limits.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: trial %s: %w", id, err))
+		}
 	}
 	for name, u := range d.Upstreams {
-		if u.BaseURL == "" {
+		if u == nil || u.BaseURL == "" {
 			errs = append(errs, fmt.Errorf("gateway: model %s has no base url", name))
 		}
 	}
@@ -145,6 +153,8 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	g.quotas = newQuotas()
+	g.limits = newLimiter(g.clk)
+	g.keys.Store(d.Keys)
 	g.shadows = make(chan struct{}, DefaultMaxShadows)
 	var err error
 	if g.metrics, err = newRequestMetrics(d.Meter); err != nil {
@@ -155,14 +165,19 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		tr = newTransport(DefaultConnectTimeout)
 	}
 	g.client = &http.Client{Transport: tr}
-	g.clients = make(map[string]*http.Client)
-	g.breakers = make(map[string]*breaker, len(d.Upstreams))
+	ups := make(upstreamTable, len(d.Upstreams))
 	for name, u := range d.Upstreams {
-		g.breakers[name] = newBreaker(u.BreakerFailures, u.BreakerCooldown, g.clk)
-		if u.ConnectTimeout > 0 && d.Transport == nil {
-			g.clients[name] = &http.Client{Transport: newTransport(u.ConnectTimeout)}
+		c := *u
+		if c.Name == "" {
+			c.Name = name
 		}
+		e, err := g.newEntry(&c)
+		if err != nil {
+			return nil, err
+		}
+		ups[name] = e
 	}
+	g.ups.Store(&ups)
 	g.models = make(map[string][]byte, len(d.Trials))
 	for id, t := range d.Trials {
 		g.models[id] = modelList(t.LogicalModel, g.clk.Now().Unix())
@@ -184,9 +199,18 @@ func newTransport(connectTimeout time.Duration) *http.Transport {
 
 // Start listens on the configured address and serves until Stop.
 func (g *Gateway) Start(ctx context.Context) error {
+	tlsCfg, err := ServerTLS(g.cfg.TLSCertFile, g.cfg.TLSKeyFile)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", g.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway listen: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	} else if !IsLoopback(g.cfg.Addr) {
+		g.log.Warn("the gateway listens beyond loopback without TLS: API keys cross the network in clear text", "addr", g.cfg.Addr)
 	}
 	srv := &http.Server{
 		Handler:           g,
@@ -194,6 +218,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		IdleTimeout:       g.cfg.IdleTimeout,
 		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsCfg,
 	}
 	g.mu.Lock()
 	g.srv, g.addr = srv, ln.Addr()

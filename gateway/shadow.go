@@ -20,13 +20,19 @@ const DefaultMaxShadows = 64
 // own timeout and no client to cancel it, and its answer is published (route
 // "shadow") for the monitors, never shown to anyone.
 func (g *Gateway) shadow(x *exchange) {
-	u := g.d.Upstreams[x.assign.Shadow]
-	if u == nil {
+	e := g.entry(x.assign.Shadow)
+	if e == nil {
 		return
 	}
+	u := e.u
 	select {
 	case g.shadows <- struct{}{}:
 	default:
+		g.shadowsSkipped.Add(1)
+		return
+	}
+	if !e.acquire() { // the candidate is at its max concurrency
+		<-g.shadows
 		g.shadowsSkipped.Add(1)
 		return
 	}
@@ -48,18 +54,19 @@ func (g *Gateway) shadow(x *exchange) {
 	g.shadowWG.Add(1)
 	go func() {
 		defer g.shadowWG.Done()
-		defer func() { <-g.shadows }()
+		defer func() { e.release(); <-g.shadows }()
 		if err != nil {
 			return
 		}
-		g.shadowCall(ctx, u, body, in)
+		g.shadowCall(ctx, e, body, in)
 		if perr := g.d.Publisher.Publish(in); perr != nil {
 			g.publishErrors.Add(1)
 		}
 	}()
 }
 
-func (g *Gateway) shadowCall(ctx context.Context, u *Upstream, body []byte, in *events.Interaction) {
+func (g *Gateway) shadowCall(ctx context.Context, e *upstreamEntry, body []byte, in *events.Interaction) {
+	u := e.u
 	timeout := u.Timeout
 	if timeout <= 0 || timeout > g.cfg.UpstreamTimeout {
 		timeout = g.cfg.UpstreamTimeout
@@ -77,7 +84,7 @@ func (g *Gateway) shadowCall(ctx context.Context, u *Upstream, body []byte, in *
 	if u.APIKey != "" {
 		hreq.Header.Set("Authorization", "Bearer "+u.APIKey)
 	}
-	resp, err := g.clientFor(u).Do(hreq)
+	resp, err := g.clientFor(e).Do(hreq)
 	if err != nil {
 		in.Status, in.HTTPStatus, in.Response.Error = events.StatusUpstreamError, http.StatusBadGateway, "shadow call failed: "+err.Error()
 		return

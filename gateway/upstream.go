@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -39,15 +40,15 @@ func (g *Gateway) call(x *exchange) (*http.Response, context.CancelFunc, error) 
 	if !ok {
 		base, ok = g.d.Assigner.Route(x.trial.ID, events.RouteBaseline)
 	}
-	u := g.d.Upstreams[base]
-	if !ok || u == nil || base == x.upstream.Name {
+	e := g.entry(base)
+	if !ok || e == nil || base == x.upstream.Name {
 		return nil, nil, err
 	}
 	g.fallbacks.Add(1)
 	g.log.Warn("candidate failed, falling back to the baseline", "trial", x.trial.ID, "interaction", x.in.ID,
 		"candidate", x.upstream.Name, "baseline", base, "err", err)
 	x.in.FallbackFrom = x.upstream.Name
-	x.upstream, x.assign.Model, x.assign.Route = u, base, events.RouteBaseline
+	x.upstream, x.up, x.assign.Model, x.assign.Route = e.u, e, base, events.RouteBaseline
 	x.in.Model, x.in.Route = base, events.RouteBaseline
 	if !x.sse {
 		x.w.Header().Set(HeaderModel, base)
@@ -64,11 +65,32 @@ func (g *Gateway) fallbackAllowed(x *exchange, err error) bool {
 	return errors.Is(err, ErrUpstream) || errors.Is(err, ErrUpstreamTimeout) || errors.Is(err, ErrModelUnavailable)
 }
 
-// callModel calls x.upstream through its circuit breaker, retrying once on a
-// connection that could not be made (nothing was sent, so a retry is safe).
+// callModel calls x.upstream through its circuit breaker and within its
+// concurrency limit, retrying once on a connection that could not be made
+// (nothing was sent, so a retry is safe).
 func (g *Gateway) callModel(x *exchange) (*http.Response, context.CancelFunc, error) {
-	u := x.upstream
-	br := g.breakers[u.Name]
+	u, e := x.upstream, x.up
+	if !e.acquire() {
+		return nil, nil, Error(http.StatusServiceUnavailable, fmt.Errorf("%w: %s (%d calls in flight)", ErrModelBusy, u.Name, u.MaxConcurrency))
+	}
+	resp, cancel, err := g.callBreaker(x, u, e)
+	switch {
+	case err != nil:
+		e.release()
+	case u.MaxConcurrency > 0: // the slot is held until the answer is read
+		inner, released := cancel, new(atomic.Bool)
+		cancel = func() { // may run twice (first-token timeout, then defer)
+			inner()
+			if released.CompareAndSwap(false, true) {
+				e.release()
+			}
+		}
+	}
+	return resp, cancel, err
+}
+
+func (g *Gateway) callBreaker(x *exchange, u *Upstream, e *upstreamEntry) (*http.Response, context.CancelFunc, error) {
+	br := e.br
 	if !br.allow() {
 		return nil, nil, Error(http.StatusServiceUnavailable, fmt.Errorf("%w: %s (circuit open after repeated failures)", ErrModelUnavailable, u.Name))
 	}
@@ -139,7 +161,7 @@ func (g *Gateway) send(x *exchange, u *Upstream) (*http.Response, context.Cancel
 	}
 	upStart := g.clk.Now()
 	stopKeepAlive := g.keepAlive(x)
-	resp, err := g.clientFor(u).Do(hreq)
+	resp, err := g.clientFor(x.up).Do(hreq)
 	stopKeepAlive()
 	if err != nil {
 		cancel()
@@ -209,14 +231,6 @@ func (g *Gateway) commitSSE(x *exchange) {
 	h["X-Accel-Buffering"] = hdrNo
 	x.w.WriteHeader(http.StatusOK)
 	x.sse = true
-}
-
-// clientFor returns the HTTP client of a model (its own connect timeout).
-func (g *Gateway) clientFor(u *Upstream) *http.Client {
-	if c := g.clients[u.Name]; c != nil {
-		return c
-	}
-	return g.client
 }
 
 // endUpstreamSpan closes the current upstream client span.

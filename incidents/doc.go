@@ -7,7 +7,13 @@
 // idempotently, so JetStream redelivery is harmless). Data goes out to the reviewer
 // console and the deploy gates through Incidents, Incident and Interaction.
 //
-// The Store is an interface; OpenSQLite is the embedded implementation (a local
-// SQLite file, WAL). All SQL lives in sql.go behind a small dialect layer, so a
-// PostgreSQL store can reuse the same statements.
+// The Store is an interface; SQLStore implements it on two engines: OpenSQLite
+// (embedded, a local SQLite file in WAL mode) and OpenPostgres (at scale, many
+// processes on one PostgreSQL database through pgx's database/sql driver); Open
+// picks one from a path or a postgres:// URL. The SQL is written once behind a
+// small dialect layer (sql.go: placeholders, row locks, the migration lock).
+// Migrations are numbered and appended in order; each store applies the missing
+// ones on open, in one transaction (on PostgreSQL under an advisory lock, so
+// processes starting together apply each once), and records them in
+// schema_migrations.
 package incidents

@@ -668,8 +668,10 @@ func (s *sqlStore) RatePoints(ctx context.Context, trial string, since, until ti
 	}
 	b, lo, hi := bucket.Nanoseconds(), since.UnixNano(), until.UnixNano()
 	d := s.st.d
+	// GROUP BY 1 (the bucket column): PostgreSQL does not treat a repeated
+	// expression with new placeholders as the selected one.
 	add := func(query string, fill func(p *RatePoint, total, confirmed int64)) error {
-		rows, err := s.db.QueryContext(ctx, d.bind(query), lo, b, trial, lo, hi, lo, b)
+		rows, err := s.db.QueryContext(ctx, d.bind(query), lo, b, trial, lo, hi)
 		if err != nil {
 			return fmt.Errorf("rate points of %s: %w", trial, err)
 		}
@@ -686,12 +688,12 @@ func (s *sqlStore) RatePoints(ctx context.Context, trial string, since, until ti
 		return rows.Err()
 	}
 	if err := add(`SELECT (started_at - ?) / ?, COUNT(*), 0 FROM interactions
-		WHERE trial = ? AND started_at >= ? AND started_at < ? GROUP BY (started_at - ?) / ?`,
+		WHERE trial = ? AND started_at >= ? AND started_at < ? GROUP BY 1`,
 		func(p *RatePoint, total, _ int64) { p.Interactions = total }); err != nil {
 		return nil, err
 	}
 	if err := add(`SELECT (created_at - ?) / ?, COUNT(*), SUM(CASE WHEN status = 'confirmed' THEN 1 ELSE 0 END) FROM incidents
-		WHERE trial = ? AND created_at >= ? AND created_at < ? GROUP BY (created_at - ?) / ?`,
+		WHERE trial = ? AND created_at >= ? AND created_at < ? GROUP BY 1`,
 		func(p *RatePoint, total, confirmed int64) { p.Incidents, p.Confirmed = total, confirmed }); err != nil {
 		return nil, err
 	}

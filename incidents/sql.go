@@ -19,6 +19,13 @@ type dialect struct {
 	numbered bool
 	// forUpdate is appended to a SELECT that precedes an UPDATE in a transaction.
 	forUpdate string
+	// lockMigrations and unlockMigrations, when set, bracket the migrations on
+	// one connection so processes starting together apply each migration once
+	// (PostgreSQL: an advisory lock; SQLite's BEGIN IMMEDIATE needs none).
+	lockMigrations, unlockMigrations string
+	// retryable reports an error after which the whole transaction may be run
+	// again (PostgreSQL: deadlock or serialization failure); nil: none is.
+	retryable func(error) bool
 }
 
 // sqliteDialect: BEGIN IMMEDIATE (_txlock=immediate) already serialises writers,

@@ -23,22 +23,19 @@ const (
 	sqliteFileMode = 0o600
 
 	// sqliteParams: busy_timeout is how long (ms) a writer waits for the lock
-	// before SQLITE_BUSY.
-	sqliteParams = "?_pragma=journal_mode(WAL)" +
-		"&_pragma=busy_timeout(5000)" +
+	// before SQLITE_BUSY. It comes first, so that switching a new file to WAL
+	// waits too when several processes open it at once.
+	sqliteParams = "?_pragma=busy_timeout(5000)" +
+		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(ON)" +
 		"&_pragma=synchronous(NORMAL)" +
 		"&_txlock=immediate"
 )
 
 // SQLiteStore is the embedded Store: one SQLite file in WAL mode. Several
-// processes may share the file; writers serialise on SQLite's lock.
-type SQLiteStore struct {
-	sqlStore
-	path string
-}
-
-var _ Store = (*SQLiteStore)(nil)
+// processes may share the file; writers serialise on SQLite's lock. It is the
+// SQLStore that OpenSQLite returns (the name predates PostgreSQL support).
+type SQLiteStore = SQLStore
 
 // OpenSQLite opens (creating when missing, with mode 0600) the SQLite database at
 // path and brings its schema to the newest version. A nil clk means the wall clock.
@@ -55,8 +52,9 @@ func OpenSQLite(ctx context.Context, path string, clk clock.Clock) (*SQLiteStore
 	}
 	db.SetMaxOpenConns(SQLiteMaxOpenConns)
 	db.SetMaxIdleConns(SQLiteMaxOpenConns)
-	s := &SQLiteStore{
+	s := &SQLStore{
 		sqlStore: sqlStore{db: db, st: newStatements(sqliteDialect), clk: clock.OrReal(clk)},
+		engine:   EngineSQLite,
 		path:     path,
 	}
 	if err := s.check(ctx); err != nil {
@@ -69,9 +67,6 @@ func OpenSQLite(ctx context.Context, path string, clk clock.Clock) (*SQLiteStore
 	}
 	return s, nil
 }
-
-// Path is the database file.
-func (s *SQLiteStore) Path() string { return s.path }
 
 // check verifies the connection settings took effect.
 func (s *SQLiteStore) check(ctx context.Context) error {

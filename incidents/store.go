@@ -3,6 +3,7 @@ package incidents
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +13,8 @@ import (
 	"github.com/stagegate/stagegate/internal/clock"
 )
 
-// sqlStore implements Store over database/sql for any dialect; the engine-specific
-// types (SQLiteStore, later PostgreSQL) embed it and only differ in how they open
-// the database.
+// sqlStore implements Store over database/sql for any dialect; SQLStore embeds
+// it, and OpenSQLite and OpenPostgres only differ in how they open the database.
 type sqlStore struct {
 	db  *sql.DB
 	st  *statements
@@ -28,35 +28,82 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// migrate brings the schema to the newest version, in one transaction.
-func (s *sqlStore) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, sqlCreateMigrations); err != nil {
+// migrate brings the schema to the newest version, in one transaction on one
+// connection that holds the dialect's migration lock, if it has one. Each
+// applied version is recorded in schema_migrations.
+func (s *sqlStore) migrate(ctx context.Context) (err error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if d := s.st.d; d.lockMigrations != "" {
+		if _, err := conn.ExecContext(ctx, d.lockMigrations); err != nil {
+			return fmt.Errorf("take the migration lock: %w", err)
+		}
+		defer func() {
+			if _, uerr := conn.ExecContext(context.WithoutCancel(ctx), d.unlockMigrations); uerr != nil {
+				// Never hand a connection still holding the lock back to the pool.
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	if _, err := conn.ExecContext(ctx, sqlCreateMigrations); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var version int
-		if err := tx.QueryRowContext(ctx, s.st.schemaVersion).Scan(&version); err != nil {
-			return fmt.Errorf("read schema version: %w", err)
-		}
-		if version > len(migrations) {
-			return fmt.Errorf("%w: database at version %d, this binary knows %d", ErrSchemaVersion, version, len(migrations))
-		}
-		for v := version; v < len(migrations); v++ {
-			for _, stmt := range migrations[v] {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("migration %d: %w", v+1, err)
-				}
-			}
-			if _, err := tx.ExecContext(ctx, s.st.insertMigration, v+1, s.clk.Now().UnixNano()); err != nil {
-				return fmt.Errorf("record migration %d: %w", v+1, err)
-			}
-		}
-		return nil
-	})
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	if err := s.applyMigrations(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
 }
 
-// inTx runs fn in a transaction, committing when it returns nil.
+// applyMigrations runs the migrations newer than the recorded version.
+func (s *sqlStore) applyMigrations(ctx context.Context, tx *sql.Tx) error {
+	var version int
+	if err := tx.QueryRowContext(ctx, s.st.schemaVersion).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("%w: database at version %d, this binary knows %d", ErrSchemaVersion, version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		for _, stmt := range migrations[v] {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.st.insertMigration, v+1, s.clk.Now().UnixNano()); err != nil {
+			return fmt.Errorf("record migration %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+// maxTxAttempts bounds how often inTx runs a transaction the engine aborted
+// for a retryable reason (a PostgreSQL deadlock or serialization failure).
+const maxTxAttempts = 5
+
+// inTx runs fn in a transaction, committing when it returns nil. fn may run
+// again when the dialect says the engine aborted it for a retryable reason, so
+// it must only touch the database and its own result variables.
 func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tryTx(ctx, fn)
+		if err == nil || attempt == maxTxAttempts || s.st.d.retryable == nil || !s.st.d.retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (s *sqlStore) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

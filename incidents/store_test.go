@@ -16,14 +16,11 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// openTest opens the store of a test at path: a SQLite file, or, when the
+// package runs on PostgreSQL (TestPackageOnPostgres), a fresh database per path.
 func openTest(t *testing.T, path string, clk clock.Clock) *SQLiteStore {
 	t.Helper()
-	s, err := OpenSQLite(context.Background(), path, clk)
-	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return openTarget(t, testTarget(t, path), clk)
 }
 
 func interaction(id, trial string) *events.Interaction {
@@ -64,84 +61,104 @@ func finding(in *events.Interaction, id, category, severity string, score float6
 	}
 }
 
-func TestOpenSQLiteCreatesPrivateFileAndSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "incidents.db")
-	s := openTest(t, path, clock.NewFake(t0))
-
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+// TestStoreSuite runs the store tests on every engine: SQLite, and PostgreSQL
+// when a server is reachable (skipped with a message otherwise; required under
+// CI=true).
+func TestStoreSuite(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, b backend)
+	}{
+		{"SchemaRecordedOnce", testSchemaRecordedOnce},
+		{"ConcurrentOpenMigratesOnce", testConcurrentOpenMigratesOnce},
+		{"RefusesNewerSchema", testRefusesNewerSchema},
+		{"RecordInteractionIsIdempotent", testRecordInteractionIsIdempotent},
+		{"OpenIncidentMergesAndIsIdempotent", testOpenIncidentMergesAndIsIdempotent},
+		{"OpenIncidentRejectsInvalidInput", testOpenIncidentRejectsInvalidInput},
+		{"OpenIncidentConcurrentRedelivery", testOpenIncidentConcurrentRedelivery},
+		{"ConcurrentFindingsOfOneIncident", testConcurrentFindingsOfOneIncident},
+		{"IncidentsFiltersAndOrder", testIncidentsFiltersAndOrder},
+		{"DataSurvivesReopen", testDataSurvivesReopen},
 	}
-	if got := st.Mode().Perm(); got != 0o600 {
-		t.Errorf("file mode = %o, want 600", got)
-	}
-	// A write creates the -wal file; it must not be world-readable either.
-	if err := s.RecordInteraction(context.Background(), interaction("i1", "t1")); err != nil {
-		t.Fatal(err)
-	}
-	for _, side := range []string{"-wal", "-shm"} {
-		st, err := os.Stat(path + side)
-		if err != nil {
-			t.Fatalf("WAL mode should have created %s: %v", side, err)
+	forEachBackend(t, func(t *testing.T, b backend) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) { c.run(t, b) })
 		}
-		if st.Mode().Perm()&0o077 != 0 {
-			t.Errorf("%s mode = %o, want no group/other bits", side, st.Mode().Perm())
-		}
-	}
+	})
+}
 
-	var version, rows int
+// schemaRows reads the newest recorded schema version and the number of rows.
+func schemaRows(t *testing.T, s *SQLStore) (version, rows int) {
+	t.Helper()
 	if err := s.db.QueryRow(`SELECT MAX(version), COUNT(*) FROM schema_migrations`).Scan(&version, &rows); err != nil {
 		t.Fatal(err)
 	}
-	if version != len(migrations) || rows != len(migrations) {
+	return version, rows
+}
+
+func testSchemaRecordedOnce(t *testing.T, b backend) {
+	target := b.target(t)
+	s := openTarget(t, target, clock.NewFake(t0))
+	if s.Engine() != b.name {
+		t.Errorf("Engine() = %q, want %q", s.Engine(), b.name)
+	}
+	if version, rows := schemaRows(t, s); version != len(migrations) || rows != len(migrations) {
 		t.Errorf("schema_migrations: version %d rows %d, want %d", version, rows, len(migrations))
 	}
-	var fk, busy int
-	if err := s.db.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.QueryRow(`PRAGMA busy_timeout`).Scan(&busy); err != nil {
-		t.Fatal(err)
-	}
-	if fk != 1 || busy != 5000 {
-		t.Errorf("foreign_keys=%d busy_timeout=%d, want 1 and 5000", fk, busy)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Errorf("Ping: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-
 	// Opening again applies nothing twice.
-	s2 := openTest(t, path, clock.NewFake(t0))
-	if err := s2.db.QueryRow(`SELECT MAX(version), COUNT(*) FROM schema_migrations`).Scan(&version, &rows); err != nil {
-		t.Fatal(err)
-	}
-	if rows != len(migrations) {
+	s2 := openTarget(t, target, clock.NewFake(t0))
+	if _, rows := schemaRows(t, s2); rows != len(migrations) {
 		t.Errorf("after reopen: %d migration rows, want %d", rows, len(migrations))
 	}
 }
 
-func TestOpenSQLiteRejectsBadPathsAndNewerSchema(t *testing.T) {
-	ctx := context.Background()
-	for _, p := range []string{"", ":memory:", "file:x.db", filepath.Join(t.TempDir(), "a?b.db")} {
-		if _, err := OpenSQLite(ctx, p, nil); !errors.Is(err, ErrInvalid) {
-			t.Errorf("OpenSQLite(%q) = %v, want ErrInvalid", p, err)
-		}
+// Several processes start at once on an empty database: the migrations run
+// once (PostgreSQL: under the advisory lock) and every process opens.
+func testConcurrentOpenMigratesOnce(t *testing.T, b backend) {
+	target := b.target(t)
+	const procs = 4
+	stores := make([]*SQLStore, procs)
+	errs := make([]error, procs)
+	var wg sync.WaitGroup
+	for i := range procs {
+		wg.Go(func() { stores[i], errs[i] = Open(context.Background(), target, nil) })
 	}
+	wg.Wait()
+	for i, s := range stores {
+		if errs[i] != nil {
+			t.Fatalf("open %d: %v", i, errs[i])
+		}
+		t.Cleanup(func() { s.Close() })
+	}
+	if version, rows := schemaRows(t, stores[0]); version != len(migrations) || rows != len(migrations) {
+		t.Errorf("schema_migrations after %d concurrent opens: version %d rows %d, want %d", procs, version, rows, len(migrations))
+	}
+}
 
-	path := filepath.Join(t.TempDir(), "newer.db")
-	s := openTest(t, path, nil)
+func testRefusesNewerSchema(t *testing.T, b backend) {
+	target := b.target(t)
+	s := openTarget(t, target, nil)
 	if _, err := s.db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := OpenSQLite(ctx, path, nil); !errors.Is(err, ErrSchemaVersion) {
-		t.Errorf("OpenSQLite on newer schema = %v, want ErrSchemaVersion", err)
+	if s2, err := Open(context.Background(), target, nil); !errors.Is(err, ErrSchemaVersion) {
+		if err == nil {
+			s2.Close()
+		}
+		t.Errorf("Open on newer schema = %v, want ErrSchemaVersion", err)
 	}
 }
 
-func TestRecordInteractionIsIdempotent(t *testing.T) {
+func testRecordInteractionIsIdempotent(t *testing.T, b backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"), clock.NewFake(t0))
+	s := b.open(t, clock.NewFake(t0))
 
 	in := interaction("i1", "t1")
 	if err := s.RecordInteraction(ctx, in); err != nil {
@@ -174,10 +191,10 @@ func TestRecordInteractionIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestOpenIncidentMergesAndIsIdempotent(t *testing.T) {
+func testOpenIncidentMergesAndIsIdempotent(t *testing.T, b backend) {
 	ctx := context.Background()
 	clk := clock.NewFake(t0)
-	s := openTest(t, filepath.Join(t.TempDir(), "db"), clk)
+	s := b.open(t, clk)
 	in := interaction("i1", "t1")
 
 	first := []events.Finding{
@@ -245,9 +262,9 @@ func TestOpenIncidentMergesAndIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestOpenIncidentRejectsInvalidInput(t *testing.T) {
+func testOpenIncidentRejectsInvalidInput(t *testing.T, b backend) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db"), nil)
+	s := b.open(t, nil)
 	in := interaction("i1", "t1")
 	other := interaction("i2", "t1")
 	tests := []struct {
@@ -276,10 +293,10 @@ func TestOpenIncidentRejectsInvalidInput(t *testing.T) {
 
 // Eight workers (on two store handles, as two processes would) handle the same
 // interaction at once: exactly one of them creates the incident.
-func TestOpenIncidentConcurrentRedelivery(t *testing.T) {
+func testOpenIncidentConcurrentRedelivery(t *testing.T, b backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "db")
-	stores := []*SQLiteStore{openTest(t, path, nil), openTest(t, path, nil)}
+	target := b.target(t)
+	stores := []*SQLStore{openTarget(t, target, nil), openTarget(t, target, nil)}
 	in := interaction("i-race", "t1")
 	fs := []events.Finding{
 		finding(in, "f1", "pii", events.SeverityHigh, 0.9),
@@ -338,10 +355,52 @@ func TestOpenIncidentConcurrentRedelivery(t *testing.T) {
 	}
 }
 
-func TestIncidentsFiltersAndOrder(t *testing.T) {
+// Detectors in different processes report different findings of one existing
+// incident at once: every finding joins it, the worst one wins, and no
+// transaction fails (on PostgreSQL the row lock must not deadlock with the
+// foreign-key checks of the finding inserts).
+func testConcurrentFindingsOfOneIncident(t *testing.T, b backend) {
+	ctx := context.Background()
+	target := b.target(t)
+	stores := []*SQLStore{openTarget(t, target, nil), openTarget(t, target, nil)}
+	in := interaction("i-many", "t1")
+	if _, _, err := stores[0].OpenIncident(ctx, in, []events.Finding{finding(in, "f-0", "pii", events.SeverityLow, 0.1)}); err != nil {
+		t.Fatal(err)
+	}
+	const workers = 12
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range workers {
+		wg.Go(func() {
+			<-start
+			sev := events.SeverityMedium
+			if w == workers-1 {
+				sev = events.SeverityCritical
+			}
+			f := finding(in, fmt.Sprintf("f-%d", w+1), fmt.Sprintf("cat%d", w), sev, 0.5)
+			_, _, errs[w] = stores[w%len(stores)].OpenIncident(ctx, in, []events.Finding{f})
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent OpenIncident: %v", err)
+	}
+	got, err := stores[1].Incident(ctx, IncidentID(in.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Findings) != workers+1 || got.Severity != events.SeverityCritical || got.Category != fmt.Sprintf("cat%d", workers-1) {
+		t.Errorf("incident after concurrent findings: %d findings, %s/%s; want %d, cat%d/critical",
+			len(got.Findings), got.Category, got.Severity, workers+1, workers-1)
+	}
+}
+
+func testIncidentsFiltersAndOrder(t *testing.T, b backend) {
 	ctx := context.Background()
 	clk := clock.NewFake(t0)
-	s := openTest(t, filepath.Join(t.TempDir(), "db"), clk)
+	s := b.open(t, clk)
 
 	// i0..i5, one minute apart; trials alternate, categories in thirds.
 	cats := []string{"pii", "pii", "toxicity", "toxicity", "prompt_injection", "prompt_injection"}
@@ -352,8 +411,8 @@ func TestIncidentsFiltersAndOrder(t *testing.T) {
 		}
 		clk.Advance(time.Minute)
 	}
-	// The workflow is a later issue; set a status directly.
-	if _, err := s.db.Exec(`UPDATE incidents SET status = ? WHERE interaction_id IN ('i1', 'i4')`, StatusConfirmed); err != nil {
+	// Set a status directly, bypassing the workflow.
+	if _, err := s.db.Exec(s.st.d.bind(`UPDATE incidents SET status = ? WHERE interaction_id IN ('i1', 'i4')`), StatusConfirmed); err != nil {
 		t.Fatal(err)
 	}
 
@@ -398,10 +457,10 @@ func TestIncidentsFiltersAndOrder(t *testing.T) {
 	}
 }
 
-func TestDataSurvivesReopen(t *testing.T) {
+func testDataSurvivesReopen(t *testing.T, b backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "db")
-	s, err := OpenSQLite(ctx, path, clock.NewFake(t0))
+	target := b.target(t)
+	s, err := Open(ctx, target, clock.NewFake(t0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +476,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2 := openTest(t, path, clock.NewFake(t0.Add(time.Hour)))
+	s2 := openTarget(t, target, clock.NewFake(t0.Add(time.Hour)))
 	got, err := s2.Incident(ctx, inc.ID)
 	if err != nil {
 		t.Fatalf("after reopen: %v", err)
@@ -431,6 +490,59 @@ func TestDataSurvivesReopen(t *testing.T) {
 	// Redelivery after a restart still converges on the same incident.
 	if _, created, err := s2.OpenIncident(ctx, in, []events.Finding{finding(in, "f1", "pii", events.SeverityHigh, 0.9)}); err != nil || created {
 		t.Errorf("redelivery after reopen: created=%v err=%v", created, err)
+	}
+}
+
+// SQLite specifics: the file and its WAL are private, the per-connection
+// pragmas took effect, and paths SQLite would misread are refused.
+func TestOpenSQLiteCreatesPrivateFileWithPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "incidents.db")
+	s, err := OpenSQLite(context.Background(), path, clock.NewFake(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Path() != path || s.Engine() != EngineSQLite {
+		t.Errorf("Path() = %q, Engine() = %q", s.Path(), s.Engine())
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Mode().Perm(); got != 0o600 {
+		t.Errorf("file mode = %o, want 600", got)
+	}
+	// A write creates the -wal file; it must not be world-readable either.
+	if err := s.RecordInteraction(context.Background(), interaction("i1", "t1")); err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range []string{"-wal", "-shm"} {
+		st, err := os.Stat(path + side)
+		if err != nil {
+			t.Fatalf("WAL mode should have created %s: %v", side, err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s mode = %o, want no group/other bits", side, st.Mode().Perm())
+		}
+	}
+	var fk, busy int
+	if err := s.db.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.QueryRow(`PRAGMA busy_timeout`).Scan(&busy); err != nil {
+		t.Fatal(err)
+	}
+	if fk != 1 || busy != 5000 {
+		t.Errorf("foreign_keys=%d busy_timeout=%d, want 1 and 5000", fk, busy)
+	}
+}
+
+func TestOpenSQLiteRejectsBadPaths(t *testing.T) {
+	ctx := context.Background()
+	for _, p := range []string{"", ":memory:", "file:x.db", filepath.Join(t.TempDir(), "a?b.db")} {
+		if _, err := OpenSQLite(ctx, p, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("OpenSQLite(%q) = %v, want ErrInvalid", p, err)
+		}
 	}
 }
 

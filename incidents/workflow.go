@@ -319,17 +319,19 @@ func (s *sqlStore) writeWorkflow(ctx context.Context, q querier, inc *Incident, 
 func (s *sqlStore) syncWorkflows(ctx context.Context) error {
 	const batch = 500
 	for range 1000 { // bounded: 500k incidents per call
-		n := 0
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			ids, err := queryStrings(ctx, tx, s.st.d.bind(sqlStaleWorkflows), batch)
-			if err != nil {
-				return fmt.Errorf("find stale workflows: %w", err)
-			}
-			n = len(ids)
-			return s.refresh(ctx, tx, ids)
-		})
-		if err != nil || n < batch {
+		// Look first without the write lock: usually nothing is stale.
+		ids, err := queryStrings(ctx, s.db, s.st.d.bind(sqlStaleWorkflows), batch)
+		if err != nil {
+			return fmt.Errorf("find stale workflows: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.refresh(ctx, tx, ids) }); err != nil {
 			return err
+		}
+		if len(ids) < batch {
+			return nil
 		}
 	}
 	return nil

@@ -80,6 +80,13 @@ type Decision struct {
 	// a fresh evaluation. A memoised decision is always the one a fresh
 	// evaluation would give (TestMemoNeverChangesAResult).
 	MemoHit bool `json:"-"`
+	// Experiment, Arm and VariantRevision mark a decision made for a user
+	// taking part in a policy experiment (package policies/experiment): the
+	// experiment, the user's arm and the revision of the policy that arm is
+	// served. Empty outside experiments; set by the experiment's Decider.
+	Experiment      string `json:"experiment,omitempty"`
+	Arm             string `json:"arm,omitempty"`
+	VariantRevision string `json:"variant_revision,omitempty"`
 }
 
 // Reason is a stable code and a human sentence.

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/events"
+	"github.com/stagegate/stagegate/gateway"
 	"github.com/stagegate/stagegate/incidents"
 )
 
@@ -41,12 +43,20 @@ func (s *Sandbox) startAdmin(ctx context.Context) error {
 		return err
 	}
 	a := &adminServer{s: s, tokenHash: hash, log: s.log}
+	tlsCfg, err := gateway.ServerTLS(s.cfg.Admin.TLSCertFile, s.cfg.Admin.TLSKeyFile)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.Admin.Addr)
 	if err != nil {
 		return fmt.Errorf("admin listen: %w", err)
 	}
-	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.warnCleartext()
+	a.srv = &http.Server{Handler: securityHeaders(a.routes(), tlsCfg != nil), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn), TLSConfig: tlsCfg}
 	a.addr = ln.Addr()
 	s.admin = a
 	go func() {
@@ -93,7 +103,9 @@ func (a *adminServer) routes() http.Handler {
 	mux.Handle("GET /api/v1/interactions/{id}", a.auth(a.getInteraction))
 	a.rolloutRoutes(mux)
 	a.trialRoutes(mux)
+	a.consoleRoutes(mux)
 	a.policyStatusRoutes(mux, a.s.policyStatuses)
+	a.keyRoutes(mux)
 	if a.s.cfg.Admin.Pprof {
 		mux.Handle("/debug/pprof/", a.auth(pprof.Index)) // named profiles: heap, allocs, goroutine, ...
 		mux.Handle("/debug/pprof/cmdline", a.auth(pprof.Cmdline))
@@ -134,11 +146,12 @@ func (a *adminServer) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		checks["store"] = "ok"
 	}
+	details := a.s.healthDetails(checks)
 	status := http.StatusOK
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks, "details": details})
 }
 
 func (a *adminServer) listIncidents(w http.ResponseWriter, r *http.Request) {

@@ -60,6 +60,14 @@ type Config struct {
 	Logs LogsConfig `yaml:"logs"`
 	// ShutdownTimeout bounds a graceful stop (default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DB is the incident store: a SQLite file path, or a postgres:// URL to
+	// share one PostgreSQL database between processes (default
+	// <data_dir>/stagegate.db). See roles.go.
+	DB string `yaml:"db"`
+	// SecretFile holds the pseudonymisation secret (default <data_dir>/secret,
+	// created on first start). Every gateway of one installation must read the
+	// same secret, or one user gets a different pseudonym on each.
+	SecretFile string `yaml:"secret_file"`
 
 	// Demo marks a configuration seeded by Demo(); it holds demo-only secrets.
 	Demo bool `yaml:"-"`
@@ -78,6 +86,17 @@ type GatewayConfig struct {
 	// StreamKeepAlive: a stream whose model is silent this long gets SSE
 	// keep-alive comments at this interval (default 5s; negative disables).
 	StreamKeepAlive time.Duration `yaml:"stream_keepalive"`
+	// MaxHeaderBytes caps a request's header block (default 64 KiB; larger
+	// headers get 431).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// TLSCertFile and TLSKeyFile (PEM) serve HTTPS; both or neither. Without
+	// them the gateway speaks plain HTTP, fine on the loopback default.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// KeyRefresh is how often API keys created or revoked through another
+	// process's admin API are picked up (default 5s); this process's own admin
+	// API applies them at once.
+	KeyRefresh time.Duration `yaml:"key_refresh"`
 }
 
 // AdminConfig is the admin API section.
@@ -92,15 +111,34 @@ type AdminConfig struct {
 	// Pprof serves Go's runtime profiles under /debug/pprof/ (behind the admin
 	// token), for profiling under load; off by default.
 	Pprof bool `yaml:"pprof"`
+	// TLSCertFile and TLSKeyFile (PEM) serve the admin API over HTTPS; both or
+	// neither.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
-// NATSConfig configures the embedded nats-server.
+// NATSConfig configures the embedded nats-server, or an external one.
 type NATSConfig struct {
 	// Listen exposes the embedded server on host:port (e.g. 127.0.0.1:4223) for
 	// external monitors; empty keeps it in-process only.
 	Listen string `yaml:"listen"`
 	// MaxStoreBytes caps JetStream disk use (default 1 GiB).
 	MaxStoreBytes int64 `yaml:"max_store_bytes"`
+	// URL connects to an external NATS server or cluster (nats://host:port,
+	// comma-separated for several) instead of embedding one; then listen and
+	// max_store_bytes do not apply. The connection reconnects forever; while
+	// NATS is away interactions go to the spool and are replayed when it is back.
+	URL string `yaml:"url"`
+	// Creds is a NATS credentials file (user JWT and NKey seed) for URL.
+	Creds string `yaml:"creds"`
+	// TLSCAFile (PEM) verifies the servers of URL; TLSCertFile and TLSKeyFile
+	// are this client's certificate for servers that require one (mTLS).
+	TLSCAFile   string `yaml:"tls_ca_file"`
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// Replicas of the streams and KV buckets this process creates: 1 on a single
+	// server (default), 3 on a cluster. See events.StreamOptions.
+	Replicas int `yaml:"replicas"`
 }
 
 // SpoolConfig bounds the on-disk spool of interactions awaiting publication.
@@ -197,6 +235,31 @@ type TrialConfig struct {
 	// PolicyPoll is how often the policy folder is checked for a new revision
 	// (hot reload with keep-last-good; default 2s).
 	PolicyPoll time.Duration `yaml:"policy_poll"`
+	// Limits are hard per-key and per-user rate limits and concurrency caps
+	// (429 with Retry-After); none by default.
+	Limits LimitsConfig `yaml:"limits"`
+}
+
+// LimitsConfig are a trial's request limits; 0 is no limit.
+type LimitsConfig struct {
+	// KeyRate is requests per second per API key.
+	KeyRate float64 `yaml:"key_rate"`
+	// KeyBurst is how many a key may send at once (default key_rate rounded up).
+	KeyBurst int `yaml:"key_burst"`
+	// KeyConcurrent caps a key's requests in flight (streams until they end).
+	KeyConcurrent int `yaml:"key_concurrent"`
+	// UserRate is requests per second per end user.
+	UserRate float64 `yaml:"user_rate"`
+	// UserBurst is how many a user may send at once (default user_rate rounded up).
+	UserBurst int `yaml:"user_burst"`
+	// UserConcurrent caps a user's requests in flight.
+	UserConcurrent int `yaml:"user_concurrent"`
+}
+
+// gateway is the gateway's form of the limits.
+func (l LimitsConfig) gateway() gateway.Limits {
+	return gateway.Limits{KeyRate: l.KeyRate, KeyBurst: l.KeyBurst, KeyConcurrent: l.KeyConcurrent,
+		UserRate: l.UserRate, UserBurst: l.UserBurst, UserConcurrent: l.UserConcurrent}
 }
 
 // CapsConfig are a trial's per-user limits.
@@ -298,6 +361,8 @@ func (c Config) Validate() error {
 			add("nats.listen %q: %v", c.NATS.Listen, err)
 		}
 	}
+	errs = append(errs, c.securityProblems()...)
+	errs = append(errs, c.scaleProblems()...)
 	if err := c.Telemetry.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -369,6 +434,9 @@ func (c Config) Validate() error {
 		}
 		if t.Caps.RequestsPerUserPerDay < 0 || t.Caps.ConcurrentStreams < 0 || t.Caps.TokensPerRequest < 0 {
 			add("%s.caps: must not be negative", where)
+		}
+		if err := t.Limits.gateway().Validate(); err != nil {
+			add("%s.%v", where, err)
 		}
 	}
 	for i, k := range c.Keys {

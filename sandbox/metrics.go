@@ -49,22 +49,25 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 		name, desc string
 		read       func() int64
 	}
-	counters := []counter{
-		{"stagegate.gateway.requests", "Chat completion requests received.", func() int64 { return int64(s.gw.Stats().Requests) }},
-		{"stagegate.gateway.responses.ok", "Requests answered successfully.", func() int64 { return int64(s.gw.Stats().OK) }},
-		{"stagegate.gateway.denied", "Requests denied by policy.", func() int64 { return int64(s.gw.Stats().Denied) }},
-		{"stagegate.gateway.client_errors", "Requests refused for bad input or credentials.", func() int64 { return int64(s.gw.Stats().ClientErrors) }},
-		{"stagegate.gateway.upstream_errors", "Requests that failed upstream.", func() int64 { return int64(s.gw.Stats().UpstreamErrors) }},
-		{"stagegate.gateway.streams", "Streaming requests.", func() int64 { return int64(s.gw.Stats().Streams) }},
-		{"stagegate.gateway.fallbacks", "Requests the baseline served after the candidate failed.", func() int64 { return int64(s.gw.Stats().Fallbacks) }},
-		{"stagegate.gateway.shadows_skipped", "Shadow copies not sent because too many were in flight.", func() int64 { return int64(s.gw.Stats().ShadowsSkipped) }},
-		{"stagegate.publish.enqueued", "Interactions queued for publishing.", func() int64 { return int64(s.publisher.Stats().Enqueued) }},
-		{"stagegate.publish.published", "Interactions acknowledged by JetStream.", func() int64 { return int64(s.publisher.Stats().Published) }},
-		{"stagegate.publish.failures", "Interactions whose publish failed.", func() int64 { return int64(s.publisher.Stats().Failed) }},
-		{"stagegate.publish.dropped", "Interactions refused by a full or stopped queue.", func() int64 { return int64(s.publisher.Stats().Dropped) }},
-		{"stagegate.publish.spooled", "Interactions written to the on-disk spool.", func() int64 { return int64(s.publisher.Stats().Spooled) }},
-		{"stagegate.publish.replayed", "Spooled interactions replayed to JetStream.", func() int64 { return int64(s.publisher.Stats().Replayed) }},
-		{"stagegate.publish.lost", "Interactions lost: NATS down and the spool full (fail-open trials).", func() int64 { return int64(s.publisher.Stats().Lost) }},
+	var counters []counter
+	if s.gw != nil && s.publisher != nil { // not in the monitor, controller and console roles (roles.go)
+		counters = append(counters, []counter{
+			{"stagegate.gateway.requests", "Chat completion requests received.", func() int64 { return int64(s.gw.Stats().Requests) }},
+			{"stagegate.gateway.responses.ok", "Requests answered successfully.", func() int64 { return int64(s.gw.Stats().OK) }},
+			{"stagegate.gateway.denied", "Requests denied by policy.", func() int64 { return int64(s.gw.Stats().Denied) }},
+			{"stagegate.gateway.client_errors", "Requests refused for bad input or credentials.", func() int64 { return int64(s.gw.Stats().ClientErrors) }},
+			{"stagegate.gateway.upstream_errors", "Requests that failed upstream.", func() int64 { return int64(s.gw.Stats().UpstreamErrors) }},
+			{"stagegate.gateway.streams", "Streaming requests.", func() int64 { return int64(s.gw.Stats().Streams) }},
+			{"stagegate.gateway.fallbacks", "Requests the baseline served after the candidate failed.", func() int64 { return int64(s.gw.Stats().Fallbacks) }},
+			{"stagegate.gateway.shadows_skipped", "Shadow copies not sent because too many were in flight.", func() int64 { return int64(s.gw.Stats().ShadowsSkipped) }},
+			{"stagegate.publish.enqueued", "Interactions queued for publishing.", func() int64 { return int64(s.publisher.Stats().Enqueued) }},
+			{"stagegate.publish.published", "Interactions acknowledged by JetStream.", func() int64 { return int64(s.publisher.Stats().Published) }},
+			{"stagegate.publish.failures", "Interactions whose publish failed.", func() int64 { return int64(s.publisher.Stats().Failed) }},
+			{"stagegate.publish.dropped", "Interactions refused by a full or stopped queue.", func() int64 { return int64(s.publisher.Stats().Dropped) }},
+			{"stagegate.publish.spooled", "Interactions written to the on-disk spool.", func() int64 { return int64(s.publisher.Stats().Spooled) }},
+			{"stagegate.publish.replayed", "Spooled interactions replayed to JetStream.", func() int64 { return int64(s.publisher.Stats().Replayed) }},
+			{"stagegate.publish.lost", "Interactions lost: NATS down and the spool full (fail-open trials).", func() int64 { return int64(s.publisher.Stats().Lost) }},
+		}...)
 	}
 	if s.loki != nil {
 		counters = append(counters,
@@ -93,6 +96,9 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 	}
 	if _, err := m.Int64ObservableGauge("stagegate.publish.queue_depth", metric.WithDescription("Interactions waiting to be published."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if s.publisher == nil {
+				return nil
+			}
 			o.Observe(int64(s.publisher.Stats().QueueDepth))
 			return nil
 		})); err != nil {
@@ -112,6 +118,9 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 		read := g.read
 		if _, err := m.Float64ObservableGauge(g.name, metric.WithUnit(g.unit), metric.WithDescription(g.desc),
 			metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+				if s.publisher == nil {
+					return nil
+				}
 				o.Observe(read())
 				return nil
 			})); err != nil {
@@ -176,6 +185,9 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 	}
 	if _, err := m.Int64ObservableGauge("stagegate.gateway.circuit_open", metric.WithDescription("1 when a model's circuit breaker is open or half-open."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if s.gw == nil {
+				return nil
+			}
 			for name, b := range s.gw.Breakers() {
 				v := int64(0)
 				if b.State != gateway.BreakerClosed {

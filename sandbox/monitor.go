@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -41,9 +40,13 @@ type MonitorConfig struct {
 	// NATSCreds is a NATS credentials file (user JWT and NKey seed); empty connects
 	// without credentials.
 	NATSCreds string
-	// DBPath is the SQLite incident store file; its directory is created (0700).
-	// Default DefaultMonitorDB.
+	// DBPath is the incident store: a SQLite file (its directory is created,
+	// 0700) or a postgres:// URL shared with the other processes. Default
+	// DefaultMonitorDB.
 	DBPath string
+	// NATSTLS are the client TLS settings: CA file, and certificate and key
+	// files for servers that require a client certificate (optional).
+	NATSTLS NATSConfig
 	// Workers is the number of interactions processed at once (default
 	// monitors.DefaultWorkers).
 	Workers int
@@ -95,8 +98,11 @@ func (c MonitorConfig) Validate() error {
 		}
 	}
 	if c.DBPath == "" {
-		errs = append(errs, errors.New("db: a SQLite file path is required"))
+		errs = append(errs, errors.New("db: a SQLite file path or a postgres:// URL is required"))
 	}
+	tls := c.NATSTLS
+	tls.URL = c.NATSURL
+	errs = append(errs, Config{NATS: tls, DB: c.DBPath}.scaleProblems()...)
 	if c.Workers < 1 || c.Workers > monitors.MaxWorkers {
 		errs = append(errs, fmt.Errorf("workers %d: want 1-%d", c.Workers, monitors.MaxWorkers))
 	}
@@ -162,6 +168,7 @@ func (m *Monitor) Start(ctx context.Context) (err error) {
 	if m.cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(m.cfg.NATSCreds))
 	}
+	opts = append(opts, m.cfg.NATSTLS.tlsOptions()...)
 	if m.nc, err = nats.Connect(m.cfg.NATSURL, opts...); err != nil {
 		return fmt.Errorf("nats connect %s: %w", m.cfg.NATSURL, err)
 	}
@@ -172,18 +179,16 @@ func (m *Monitor) Start(ctx context.Context) (err error) {
 	if err := m.ensureStreams(ctx, js); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(m.cfg.DBPath), 0o700); err != nil {
-		return fmt.Errorf("store dir: %w", err)
-	}
-	if m.store, err = incidents.OpenSQLite(ctx, m.cfg.DBPath, m.clk); err != nil {
+	sb := &Sandbox{cfg: Config{DB: m.cfg.DBPath, Monitors: MonitorsConfig{Workers: m.cfg.Workers}}, log: m.log, clk: m.clk, js: js}
+	if m.store, err = sb.openStore(ctx); err != nil {
 		return fmt.Errorf("incident store: %w", err)
 	}
-	sb := &Sandbox{cfg: Config{Monitors: MonitorsConfig{Workers: m.cfg.Workers}}, log: m.log, clk: m.clk, js: js, store: m.store}
+	sb.store = m.store
 	if err := sb.startMonitors(ctx); err != nil {
 		return err
 	}
 	m.sb = sb
-	m.log.Info("monitor role started", "nats", m.nc.ConnectedUrlRedacted(), "db", m.cfg.DBPath, "workers", m.cfg.Workers)
+	m.log.Info("monitor role started", "nats", m.nc.ConnectedUrlRedacted(), "db", incidents.RedactDSN(m.cfg.DBPath), "workers", m.cfg.Workers)
 	return nil
 }
 

@@ -28,9 +28,10 @@ const (
 
 // rolloutParts are the rollout components of a running sandbox.
 type rolloutParts struct {
-	ctrl    *deploy.Controller
-	watcher *deploy.Watcher
-	models  *deploy.Models
+	ctrl       *deploy.Controller
+	watcher    *deploy.Watcher
+	models     *deploy.Models
+	modelWatch *modelWatcher // registered models → the gateway (rollout_models.go)
 }
 
 // startRollouts starts the rollout watcher on the gateway's assigner (before the
@@ -39,7 +40,7 @@ func (s *Sandbox) startRollouts(ctx context.Context) error {
 	if s.assigner == nil || s.js == nil || s.store == nil {
 		return errors.New("rollouts: the bus, the incident store and the assigner must start first")
 	}
-	models, err := deploy.OpenModels(ctx, s.js, 1, s.clk)
+	models, err := deploy.OpenModels(ctx, s.js, s.replicas(), s.clk)
 	if err != nil {
 		return err
 	}
@@ -55,14 +56,16 @@ func (s *Sandbox) startRollouts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := ctrl.Start(ctx); err != nil {
+	// Started here, under a leadership lease, or only opened for manual actions,
+	// by role (roles.go).
+	if err := s.startController(ctx, ctrl); err != nil {
 		return err
 	}
 	s.rollouts.ctrl = ctrl
 	return nil
 }
 
-// stopRollouts stops the controller, then the watcher.
+// stopRollouts stops the model watch, the controller, then the rollout watcher.
 func (s *Sandbox) stopRollouts(ctx context.Context) error {
 	r := s.rollouts
 	if r == nil {
@@ -70,6 +73,9 @@ func (s *Sandbox) stopRollouts(ctx context.Context) error {
 	}
 	s.rollouts = nil
 	var errs []error
+	if r.modelWatch != nil {
+		errs = append(errs, r.modelWatch.stop(ctx))
+	}
 	if r.ctrl != nil {
 		errs = append(errs, r.ctrl.Stop(ctx))
 	}
@@ -293,7 +299,12 @@ func (a *adminServer) listModels(w http.ResponseWriter, r *http.Request) {
 	for _, m := range a.s.cfg.Models {
 		configured = append(configured, m.Name)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"registered": list, "configured": configured})
+	answer := map[string]any{"registered": list, "configured": configured}
+	if rp.modelWatch != nil {
+		routable, problems := rp.modelWatch.status()
+		answer["routable"], answer["problems"] = routable, problems
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // addModelRequest is the body of POST /api/v1/models.

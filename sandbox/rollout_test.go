@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -297,5 +298,74 @@ func TestAddModelChecksBeforeRegistering(t *testing.T) {
 	plan := "trial: demo\ncandidate: acme-7b\nbaseline: demo-baseline\nsteps: [{pause: {}}]\n"
 	if code := rolloutPost(t, sb, "/api/v1/rollouts", map[string]string{"plan": plan, "actor": "ops"}, nil); code != http.StatusOK {
 		t.Fatalf("apply with a registered model: HTTP %d", code)
+	}
+}
+
+// TestRegisteredModelsFollowTheRegistry: the gateway routes to what the MODELS
+// bucket holds — added, replaced and removed at run time, and loaded at start —
+// and the admin API says why a registration is not routable.
+func TestRegisteredModelsFollowTheRegistry(t *testing.T) {
+	dir := t.TempDir()
+	sb := startDemo(t, dir)
+	ctx := context.Background()
+	reg := sb.rollouts.models
+	simURL := sb.sims[0].URL()
+	type models struct {
+		Routable []string          `json:"routable"`
+		Problems map[string]string `json:"problems"`
+	}
+	waitModels := func(what string, cond func(m models) bool) {
+		t.Helper()
+		testutil.WaitFor(t, 5*time.Second, what, func() bool {
+			var m models
+			return admin(t, sb, "/api/v1/models", &m) == http.StatusOK && cond(m)
+		})
+	}
+	put := func(m deploy.ModelSpec) {
+		t.Helper()
+		if _, err := reg.Put(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	put(deploy.ModelSpec{Name: "m1", BaseURL: simURL, UpstreamModel: DemoCandidate, Timeout: deploy.Duration(time.Minute), MaxConcurrency: 4})
+	waitModels("m1 routable", func(m models) bool { return slices.Contains(m.Routable, "m1") })
+	if u, ok := sb.gw.Upstream("m1"); !ok || u.BaseURL != simURL || u.Model != DemoCandidate || u.Timeout != time.Minute || u.MaxConcurrency != 4 {
+		t.Fatalf("m1 in the gateway: %+v %v", u, ok)
+	}
+	put(deploy.ModelSpec{Name: "m1", BaseURL: simURL + "/", UpstreamModel: "other"})
+	testutil.WaitFor(t, 5*time.Second, "m1 replaced", func() bool {
+		u, _ := sb.gw.Upstream("m1")
+		return u.Model == "other" && u.BaseURL == simURL
+	})
+	put(deploy.ModelSpec{Name: "m2", BaseURL: simURL, APIKeyEnv: "STAGEGATE_TEST_NEVER_SET"})
+	put(deploy.ModelSpec{Name: DemoCandidate, BaseURL: "http://127.0.0.1:1/v1"})
+	waitModels("problems reported", func(m models) bool {
+		return strings.Contains(m.Problems["m2"], "STAGEGATE_TEST_NEVER_SET is empty or unset") &&
+			strings.Contains(m.Problems[DemoCandidate], "defined in the configuration")
+	})
+	if _, ok := sb.gw.Upstream("m2"); ok {
+		t.Fatal("a model without its key is routable")
+	}
+	if u, _ := sb.gw.Upstream(DemoCandidate); u.BaseURL != simURL {
+		t.Fatalf("a registration replaced the configured %s: %+v", DemoCandidate, u)
+	}
+	if err := reg.Delete(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "m1 removed", func() bool {
+		_, ok := sb.gw.Upstream("m1")
+		return !ok
+	})
+
+	// After a restart the registrations are routable from the first request.
+	put(deploy.ModelSpec{Name: "m3", BaseURL: simURL, UpstreamModel: DemoCandidate})
+	waitModels("m3 routable", func(m models) bool { return slices.Contains(m.Routable, "m3") })
+	if err := sb.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sb2 := startDemo(t, dir)
+	if _, ok := sb2.gw.Upstream("m3"); !ok {
+		t.Fatal("m3 not routable after a restart")
 	}
 }

@@ -53,24 +53,28 @@ type Sandbox struct {
 	env func(string) string
 	tp  trace.TracerProvider // from Deps; nil: from Config.Telemetry
 
-	mu        sync.Mutex
-	started   bool
-	ns        *server.Server
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	store     *incidents.SQLiteStore
-	sims      []*sim.Server
-	publisher *events.Publisher
-	gw        *gateway.Gateway
-	runner    *monitors.Runner
-	admin     *adminServer
-	metrics   *metricsRegistry
-	tracing   *tracing
-	policies  map[string]*policies.Reloader // per trial, for status and metrics
-	loki      *lokiShipper                  // nil unless logs.loki_url is set
-	baseLog   *slog.Logger                  // the logger before Loki was teed in
-	assigner  *deploy.Assigner              // the gateway's plans, kept current by the rollout watcher
-	rollouts  *rolloutParts
+	mu         sync.Mutex
+	started    bool
+	ns         *server.Server
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	store      *incidents.SQLiteStore
+	sims       []*sim.Server
+	publisher  *events.Publisher
+	gw         *gateway.Gateway
+	runner     *monitors.Runner
+	admin      *adminServer
+	metrics    *metricsRegistry
+	tracing    *tracing
+	policies   map[string]*policies.Reloader // per trial, for status and metrics
+	loki       *lokiShipper                  // nil unless logs.loki_url is set
+	baseLog    *slog.Logger                  // the logger before Loki was teed in
+	assigner   *deploy.Assigner              // the gateway's plans, kept current by the rollout watcher
+	rollouts   *rolloutParts
+	keys       *keyTable             // the gateway's API keys: configured and stored (keys.go)
+	storeRetry *incidents.RetryStore // the monitors' writes, retried on busy or dropped connections
+	role       roleSpec              // which parts this process runs; zero: every part (roles.go)
+	lease      *deploy.Lease         // the controller's leadership lease, on an external NATS (roles.go)
 }
 
 // New validates the configuration; nothing starts until Start.
@@ -104,7 +108,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	secret, err := loadSecret(filepath.Join(s.cfg.DataDir, "secret"))
+	secret, err := loadSecret(s.secretPath())
 	if err != nil {
 		return err
 	}
@@ -124,17 +128,21 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := s.startBus(ctx); err != nil {
 		return err
 	}
-	if s.store, err = incidents.OpenSQLite(ctx, filepath.Join(s.cfg.DataDir, "stagegate.db"), s.clk); err != nil {
+	if s.store, err = s.openStore(ctx); err != nil {
 		return fmt.Errorf("incident store: %w", err)
 	}
-	upstreams, err := s.startModels(ctx)
-	if err != nil {
+	if s.runs(RoleGateway) {
+		upstreams, err := s.startModels(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.startGateway(ctx, upstreams, secret); err != nil {
+			return err
+		}
+	} else if err := s.startRolloutControl(ctx); err != nil { // no gateway: rollouts without the watcher
 		return err
 	}
-	if err := s.startGateway(ctx, upstreams, secret); err != nil {
-		return err
-	}
-	if !s.cfg.Monitors.Disabled {
+	if !s.cfg.Monitors.Disabled && s.runs(RoleMonitor) {
 		if err := s.startMonitors(ctx); err != nil {
 			return err
 		}
@@ -148,6 +156,14 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 
 // startBus starts the embedded nats-server and creates the streams idempotently.
 func (s *Sandbox) startBus(ctx context.Context) error {
+	if s.cfg.NATS.URL != "" { // an external server or cluster (natsext.go)
+		nc, js, err := s.connectExternalNATS(ctx)
+		if err != nil {
+			return err
+		}
+		s.nc, s.js = nc, js
+		return nil
+	}
 	ns, nc, err := startNATS(s.cfg.DataDir, s.cfg.NATS.Listen, s.cfg.NATS.MaxStoreBytes)
 	if err != nil {
 		return err
@@ -219,7 +235,8 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 		}
 		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Fallback: tc.Fallback,
 			Decider: eng, Extractor: ext, Start: tc.Start, End: tc.End, ContentAccess: tc.ContentAccess,
-			Caps: gateway.Caps{RequestsPerUserPerDay: tc.Caps.RequestsPerUserPerDay, ConcurrentStreams: tc.Caps.ConcurrentStreams, TokensPerRequest: tc.Caps.TokensPerRequest}}
+			Caps:   gateway.Caps{RequestsPerUserPerDay: tc.Caps.RequestsPerUserPerDay, ConcurrentStreams: tc.Caps.ConcurrentStreams, TokensPerRequest: tc.Caps.TokensPerRequest},
+			Limits: tc.Limits.gateway()}
 		plans = append(plans, deploy.Plan{
 			Trial: tc.ID, Candidate: tc.Candidate, Baseline: tc.Baseline, Stage: tc.Stage,
 			CandidateWeight: int(tc.CandidatePercent * deploy.WeightScale / 100),
@@ -234,11 +251,10 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 	if err := s.startRollouts(ctx); err != nil {
 		return err
 	}
-	byHash := make(map[string]gateway.Principal, len(s.cfg.Keys))
-	for _, k := range s.cfg.Keys {
-		byHash[strings.ToLower(k.SHA256)] = gateway.Principal{KeyID: k.Name, Trial: k.Trial, Tenant: k.Tenant, Cohort: k.Cohort, Attributes: k.Attributes}
-	}
-	keys, err := gateway.NewKeys(byHash)
+	// The configured keys and the active keys created through the admin API
+	// (keys.go), kept current while the gateway serves.
+	s.keys = &keyTable{s: s}
+	keys, err := s.keys.initial(ctx)
 	if err != nil {
 		return err
 	}
@@ -253,7 +269,8 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 	}
 	s.gw, err = gateway.New(gateway.Config{
 		Addr: s.cfg.Gateway.Addr, MaxBodyBytes: s.cfg.Gateway.MaxBodyBytes, UpstreamTimeout: s.cfg.Gateway.UpstreamTimeout,
-		StreamKeepAlive: s.cfg.Gateway.StreamKeepAlive,
+		StreamKeepAlive: s.cfg.Gateway.StreamKeepAlive, MaxHeaderBytes: s.cfg.Gateway.MaxHeaderBytes,
+		TLSCertFile: s.cfg.Gateway.TLSCertFile, TLSKeyFile: s.cfg.Gateway.TLSKeyFile,
 	}, gateway.Deps{
 		Keys: keys, Trials: trials, Upstreams: ups, Assigner: assignerAdapter{assigner},
 		Publisher: s.publisher, Pseudonymize: pseudonymizer(secret), Clock: s.clk, Logger: s.log,
@@ -263,7 +280,16 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 	if err != nil {
 		return err
 	}
-	return s.gw.Start(ctx)
+	// Registered models are routable from the first request, and later ones
+	// without a restart.
+	if err := s.startModelWatch(ctx, s.gw); err != nil {
+		return err
+	}
+	if err := s.gw.Start(ctx); err != nil {
+		return err
+	}
+	s.keys.start(s.cfg.Gateway.KeyRefresh)
+	return nil
 }
 
 func (s *Sandbox) startMonitors(ctx context.Context) error {
@@ -271,10 +297,15 @@ func (s *Sandbox) startMonitors(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A busy SQLite file or a dropped PostgreSQL connection is retried with
+	// back-off before the message is handed back for redelivery.
+	if s.storeRetry, err = incidents.NewRetryStore(s.store, incidents.RetryConfig{}, s.clk); err != nil {
+		return err
+	}
 	// MaxDeliver -1: a store or bus outage must never drop an interaction after a
 	// few retries; malformed payloads are terminated by the runner instead.
 	r, err := monitors.New(monitors.Config{Workers: s.cfg.Monitors.Workers, MaxDeliver: -1}, monitors.Deps{
-		JS: s.js, Store: s.store, Detectors: []monitors.Detector{piiDetector}, Clock: s.clk, Logger: s.log,
+		JS: s.js, Store: s.storeRetry, Detectors: []monitors.Detector{piiDetector}, Clock: s.clk, Logger: s.log,
 	})
 	if err != nil {
 		return err
@@ -316,6 +347,7 @@ func (s *Sandbox) Stop(ctx context.Context) error {
 
 func (s *Sandbox) stopLocked(ctx context.Context) error {
 	var errs []error
+	s.keys.halt()
 	if s.gw != nil {
 		errs = append(errs, s.gw.Stop(ctx))
 		s.gw = nil
@@ -336,6 +368,7 @@ func (s *Sandbox) stopLocked(ctx context.Context) error {
 		errs = append(errs, s.admin.Stop(ctx))
 		s.admin = nil
 	}
+	errs = append(errs, s.stopLease(ctx)) // the controller first stops leading (roles.go)
 	errs = append(errs, s.stopRollouts(ctx))
 	for _, srv := range s.sims {
 		errs = append(errs, srv.Stop(ctx))

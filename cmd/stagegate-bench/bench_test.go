@@ -179,12 +179,13 @@ func TestGeneratedGatewayConfigIsValid(t *testing.T) {
 
 func TestParseMicro(t *testing.T) {
 	raw := "goos: linux\npkg: github.com/stagegate/stagegate/gateway\nBenchmarkDecodeChatRequest-2   \t  123456\t      9876 ns/op\t    4321 B/op\t      55 allocs/op\n" +
-		"BenchmarkNoMem-2 100 12.5 ns/op\nPASS\npkg: github.com/stagegate/stagegate/policies\nBenchmarkExtract-2 1 2000 ns/op 450.1 MB/s 0 B/op 0 allocs/op\n"
+		"BenchmarkNoMem-2 100 12.5 ns/op\nPASS\npkg: github.com/stagegate/stagegate/policies\nBenchmarkExtract-2 1 2000 ns/op 450.1 MB/s 0 B/op 0 allocs/op\n" +
+		"pkg: github.com/stagegate/stagegate/monitors/pii\nBenchmarkScan-2 10 99 ns/op\n"
 	got := parseMicro([]byte(raw))
-	if len(got) != 3 || got[0].Pkg != "gateway" || got[0].NsOp != 9876 || got[0].AllocsOp != 55 || got[1].HasMem || got[2].Pkg != "policies" || !got[2].HasMem {
+	if len(got) != 4 || got[3].Pkg != "monitors/pii" || got[0].Pkg != "gateway" || got[0].NsOp != 9876 || got[0].AllocsOp != 55 || got[1].HasMem || got[2].Pkg != "policies" || !got[2].HasMem {
 		t.Fatalf("%+v", got)
 	}
-	if tbl := microTable(got); !strings.Contains(tbl, "| gateway | BenchmarkDecodeChatRequest-2 | 9876 | 4321 | 55 |") {
+	if tbl := microTable(got); !strings.Contains(tbl, "| gateway | BenchmarkDecodeChatRequest-2 | 9876 | 4321 | 55 |") || !strings.Contains(tbl, "1 benchmarks of other packages") {
 		t.Fatal(tbl)
 	}
 }

@@ -315,7 +315,7 @@ func (e *env) connectNATS(ctx context.Context) error {
 	return nil
 }
 
-// serverPIDs are the processes whose CPU and memory a case is charged: the server
+// serverProc returns the processes whose CPU and memory a case is charged: the server
 // itself, and for (d) the monitor process separately.
 func (e *env) serverProc(c int, slow bool) (main, monitor *proc) {
 	s := 0

@@ -221,7 +221,7 @@ func runBench(ctx context.Context, o benchOptions, log io.Writer) (*report, erro
 	rep.Machine.LoadEnd = loadavg()
 	if o.ProfileDir != "" {
 		fmt.Fprintf(log, "profiling gateway (c) for %s\n", o.ProfileDuration)
-		if rep.Profile, err = profileGateway(ctx, e, o.ProfileDir, o.ProfileDuration); err != nil {
+		if rep.Profile, err = profileGateway(ctx, e, caseGateway, o.ProfileDir, o.ProfileDuration); err != nil {
 			return nil, err
 		}
 	}
@@ -240,6 +240,7 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rate := fs.Float64("rate", 1000, "requests per second (open loop, plain, against gateway (c))")
 	d := fs.Duration("duration", 10*time.Minute, "how long")
 	every := fs.Duration("every", 10*time.Second, "RSS sampling interval")
+	profDir := fs.String("profile", "", "save heap profiles of the gateway after 1 minute and at the end into this dir")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -260,7 +261,7 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer e.stop()
 	m := describeMachine(c.command)
-	res, err := runSoakLoad(ctx, e, *rate, *d, *every, func(s string) { fmt.Fprintln(stdout, s) })
+	res, err := runSoakLoad(ctx, e, *rate, *d, *every, *profDir, func(s string) { fmt.Fprintln(stdout, s) })
 	if err != nil {
 		return err
 	}
@@ -279,8 +280,17 @@ func cmdProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	c.register(fs)
 	dir := fs.String("dir", "bin/bench/profiles", "where the profiles go")
 	d := fs.Duration("duration", 20*time.Second, "length of the profiled load")
+	which := fs.String("case", "c", "the gateway to profile: c (monitors in process) or d (monitors apart)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	gw := caseGateway
+	switch *which {
+	case "c":
+	case "d":
+		gw = caseSplit
+	default:
+		return fmt.Errorf("--case %q: want c or d", *which)
 	}
 	work, bin, self, cleanup, err := c.prepare(ctx)
 	if err != nil {
@@ -293,8 +303,8 @@ func cmdProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer e.stop()
 	// Warm the pools and the JIT-free Go runtime alike before profiling.
-	_ = loadSpec{Concurrency: 32}.run(ctx, e.targets[caseGateway][0], time.Second, e.chk, e.bodies[0])
-	summary, err := profileGateway(ctx, e, *dir, *d)
+	_ = loadSpec{Concurrency: 32}.run(ctx, e.targets[gw][0], time.Second, e.chk, e.bodies[0])
+	summary, err := profileGateway(ctx, e, gw, *dir, *d)
 	if err != nil {
 		return err
 	}

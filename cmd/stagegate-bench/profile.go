@@ -13,35 +13,40 @@ import (
 	"time"
 )
 
-// profileGateway loads gateway (c) for d, closed loop at concurrency 32, half the
-// time plain and half streaming, while it fetches a CPU profile of the whole
-// period from the admin API's /debug/pprof, then heap and allocation profiles.
-// The profiles go to dir; the returned markdown summarises the CPU profile.
-func profileGateway(ctx context.Context, e *env, dir string, d time.Duration) (string, error) {
+// profileGateway loads a gateway ((c) or (d)) for d at the targets' load, open
+// loop at 1000 requests/s, half the time plain and half streaming, while it
+// fetches a CPU profile of the whole period from the admin API's /debug/pprof,
+// then heap and allocation profiles. The profiles go to dir; the returned
+// markdown summarises them.
+func profileGateway(ctx context.Context, e *env, c int, dir string, d time.Duration) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	t := e.targets[caseGateway][0]
+	admin := e.adminC
+	if c == caseSplit {
+		admin = e.adminD
+	}
+	t := e.targets[c][0]
 	var wg sync.WaitGroup
 	var served outcome
 	wg.Go(func() {
-		served = loadSpec{Concurrency: 32}.run(ctx, t, d/2, e.chk, e.bodies[0])
-		served.merge(loadSpec{Concurrency: 32, Stream: true}.run(ctx, t, d/2, e.chk, e.bodies[0]))
+		served = loadSpec{Rate: 1000}.run(ctx, t, d/2, e.chk, e.bodies[0])
+		served.merge(loadSpec{Rate: 1000, Stream: true}.run(ctx, t, d/2, e.chk, e.bodies[0]))
 	})
 	secs := max(int(d/time.Second), 1)
-	cpuErr := e.fetchProfile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(dir, "cpu.pprof"))
+	cpuErr := e.fetchProfile(ctx, admin, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(dir, "cpu.pprof"))
 	wg.Wait()
 	if cpuErr != nil {
 		return "", cpuErr
 	}
 	for _, p := range []struct{ path, file string }{{"/debug/pprof/heap", "heap.pprof"}, {"/debug/pprof/allocs", "allocs.pprof"}} {
-		if err := e.fetchProfile(ctx, p.path, filepath.Join(dir, p.file)); err != nil {
+		if err := e.fetchProfile(ctx, admin, p.path, filepath.Join(dir, p.file)); err != nil {
 			return "", err
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Closed loop c=32 against (c) for %s (half plain, half streamed; %d answers, %d errors); profiles in `%s` "+
-		"(`go tool pprof -http :0 %s`).\n\n", d, served.OK, served.Errors, dir, filepath.Join(dir, "cpu.pprof"))
+	fmt.Fprintf(&b, "Open loop 1000 req/s against %s for %s (half plain, half streamed; %d answers, %d errors); profiles in `%s` "+
+		"(`go tool pprof -http :0 %s`).\n\n", caseNames[c], d, served.OK, served.Errors, dir, filepath.Join(dir, "cpu.pprof"))
 	for _, v := range []struct {
 		title, file string
 		args        []string
@@ -61,9 +66,9 @@ func profileGateway(ctx context.Context, e *env, dir string, d time.Duration) (s
 	return b.String(), nil
 }
 
-// fetchProfile GETs a pprof endpoint of gateway (c)'s admin API into file.
-func (e *env) fetchProfile(ctx context.Context, path, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.adminC+path, nil)
+// fetchProfile GETs a pprof endpoint of a gateway's admin API into file.
+func (e *env) fetchProfile(ctx context.Context, admin, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, admin+path, nil)
 	if err != nil {
 		return err
 	}

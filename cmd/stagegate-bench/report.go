@@ -442,7 +442,16 @@ func (r *report) historyLine() string {
 	if r.Quick {
 		kind = " (quick)"
 	}
-	return fmt.Sprintf("- %s%s, commit %s, `%s`: %s.", r.Machine.Date.Format("2006-01-02 15:04 MST"), kind, orDash(r.Machine.Commit), r.Machine.Command, strings.Join(parts, "; "))
+	return fmt.Sprintf("- %s%s, commit %s, `%s`, load average %s → %s: %s.", r.Machine.Date.Format("2006-01-02 15:04 MST"), kind, orDash(r.Machine.Commit),
+		r.Machine.Command, firstField(r.Machine.LoadStart), firstField(r.Machine.LoadEnd), strings.Join(parts, "; "))
+}
+
+// firstField is the 1-minute figure of a load average, or "—".
+func firstField(load string) string {
+	if f := strings.Fields(load); len(f) > 0 {
+		return f[0]
+	}
+	return "—"
 }
 
 // updateFile rewrites the section between begin and end in the report file
@@ -533,15 +542,27 @@ func parseMicro(raw []byte) []microResult {
 	return out
 }
 
+// hotPath are the packages whose micro-benchmarks the report shows: the request
+// path (the full output has every package's).
+var hotPath = map[string]bool{"gateway": true, "policies": true, "deploy": true, "events": true, "sandbox": true}
+
 func microTable(ms []microResult) string {
 	var b strings.Builder
 	b.WriteString("| package | benchmark | ns/op | B/op | allocs/op |\n|---|---|--:|--:|--:|\n")
+	other := 0
 	for _, m := range ms {
+		if !hotPath[m.Pkg] {
+			other++
+			continue
+		}
 		mem, allocs := "—", "—"
 		if m.HasMem {
 			mem, allocs = strconv.FormatFloat(m.BytesOp, 'f', 0, 64), strconv.FormatFloat(m.AllocsOp, 'f', 0, 64)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.Pkg, m.Name, strconv.FormatFloat(m.NsOp, 'f', -1, 64), mem, allocs)
+	}
+	if other > 0 {
+		fmt.Fprintf(&b, "\n(%d benchmarks of other packages are in the full output.)\n", other)
 	}
 	return b.String()
 }

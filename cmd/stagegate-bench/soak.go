@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +21,17 @@ type soakResult struct {
 	Drained  bool
 }
 
-// runSoakLoad runs rate req/s (plain) against (c) for d, sampling the gateway's RSS.
-func runSoakLoad(ctx context.Context, e *env, rate float64, d, every time.Duration, progress func(string)) (soakResult, error) {
+// runSoakLoad runs rate req/s (plain) against (c) for d, sampling the gateway's
+// RSS. With profDir set it also saves heap profiles of the gateway after the
+// first minute and at the end, so growth can be traced to its allocation sites
+// (go tool pprof -diff_base heap-1m.pprof heap-end.pprof).
+func runSoakLoad(ctx context.Context, e *env, rate float64, d, every time.Duration, profDir string, progress func(string)) (soakResult, error) {
 	res := soakResult{Rate: rate, Duration: d, Every: every}
+	if profDir != "" {
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			return res, err
+		}
+	}
 	t := e.targets[caseGateway][0]
 	pid := e.gwC.pid()
 	if r, err := rss(pid); err == nil {
@@ -47,12 +57,22 @@ func runSoakLoad(ctx context.Context, e *env, rate float64, d, every time.Durati
 				n := len(res.RSS)
 				mu.Unlock()
 				progress(fmt.Sprintf("soak %s: RSS %s MB", time.Duration(n-1)*every, mb(r)))
+				if profDir != "" && time.Duration(n-1)*every >= time.Minute && time.Duration(n-2)*every < time.Minute {
+					if err := e.fetchProfile(ctx, e.adminC, "/debug/pprof/heap", filepath.Join(profDir, "heap-1m.pprof")); err != nil {
+						progress("heap profile: " + err.Error())
+					}
+				}
 			}
 		}
 	})
 	res.Out = loadSpec{Rate: rate}.run(ctx, t, d, e.chk, e.bodies[0])
 	close(stop)
 	wg.Wait()
+	if profDir != "" {
+		if err := e.fetchProfile(ctx, e.adminC, "/debug/pprof/heap", filepath.Join(profDir, "heap-end.pprof")); err != nil {
+			progress("heap profile: " + err.Error())
+		}
+	}
 	lost, err := e.drain(ctx, caseGateway, 5*time.Minute)
 	res.Lost, res.Drained = lost, err == nil
 	return res, nil
@@ -120,7 +140,7 @@ func (s soakResult) markdown(m machine) string {
 func (s soakResult) historyLine(m machine) string {
 	lat := summarize(s.Out.Latency)
 	warm, end, slope, ok := s.growth()
-	return fmt.Sprintf("- %s, commit %s, `%s`: soak %g/s for %s, %d answered, %d errors; p50 %s p99 %s ms; RSS %s → %s MB (%+.2f MB/min), %s.",
-		m.Date.Format("2006-01-02 15:04 MST"), orDash(m.Commit), m.Command, s.Rate, s.Duration, s.Out.OK, s.Out.Errors,
+	return fmt.Sprintf("- %s, commit %s, `%s`, load average %s → %s: soak %g/s for %s, %d answered, %d errors; p50 %s p99 %s ms; RSS %s → %s MB (%+.2f MB/min), %s.",
+		m.Date.Format("2006-01-02 15:04 MST"), orDash(m.Commit), m.Command, firstField(m.LoadStart), firstField(m.LoadEnd), s.Rate, s.Duration, s.Out.OK, s.Out.Errors,
 		ms(lat.P50), ms(lat.P99), mb(warm), mb(end), slope, map[bool]string{true: "no growth", false: "GROWTH"}[ok])
 }

@@ -69,7 +69,7 @@ Flags:
 			}
 		}
 	}
-	dets, err := suite.Default(cfg)
+	dets, err := suite.Default(cfg, suite.Deps{})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return errUsage

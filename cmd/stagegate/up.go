@@ -75,8 +75,14 @@ in-flight requests finish and queued interactions are flushed first.`); err != n
 
 func printBanner(w io.Writer, sb *sandbox.Sandbox) {
 	cfg := sb.Config()
-	fmt.Fprintf(w, "\nStagegate is up.\n  gateway:   http://%s/v1\n  admin API: http://%s  (/healthz /readyz /metrics /api/v1/...)\n  data dir:  %s\n",
-		sb.GatewayAddr(), sb.AdminAddr(), cfg.DataDir)
+	scheme := func(cert string) string {
+		if cert != "" {
+			return "https"
+		}
+		return "http"
+	}
+	fmt.Fprintf(w, "\nStagegate is up.\n  gateway:   %s://%s/v1\n  admin API: %s://%s  (/healthz /readyz /metrics /api/v1/...)\n  data dir:  %s\n",
+		scheme(cfg.Gateway.TLSCertFile), sb.GatewayAddr(), scheme(cfg.Admin.TLSCertFile), sb.AdminAddr(), cfg.DataDir)
 	if !cfg.Demo {
 		fmt.Fprintln(w)
 		return

@@ -24,6 +24,9 @@ type Throughput struct {
 	AvgBytes int
 	// Interactions processed in the run.
 	Interactions int
+	// PerCPUSecond is interactions per second of CPU time the run used: the
+	// rate one dedicated core sustains, independent of other load on the host.
+	PerCPUSecond float64
 }
 
 // DetectorInfo names one detector of the suite.
@@ -175,10 +178,17 @@ func Render(w io.Writer, data map[string][]Row, x Extras) error {
 	writeTimings(p, data)
 	t := x.Throughput
 	p("\n## Throughput\n\n")
-	p("All default detectors together on %d interactions of about %d bytes (dataset rows padded to ~1 KB),\n", t.Interactions, t.AvgBytes)
-	p("GOMAXPROCS=%d, %d workers: **%.0f interactions/s** (target ≥ 5,000 on 2 cores: %s).\n",
-		t.Procs, t.Workers, t.PerSecond, map[bool]string{true: "**met**", false: fmt.Sprintf("**missed** by %.0f/s", 5000-t.PerSecond)}[t.PerSecond >= 5000])
-	p("The same measure is the Go benchmark `BenchmarkDefaultSuite` in `monitors/suite` (`go test -bench DefaultSuite -cpu 2 ./monitors/suite`).\n\n")
+	p("All default detectors together on %d interactions of about %d bytes (data set rows padded to ~1 KB),\n", t.Interactions, t.AvgBytes)
+	p("GOMAXPROCS=%d, %d workers:\n\n", t.Procs, t.Workers)
+	p("- wall clock: **%.0f interactions/s** (shares the host with whatever else runs on it);\n", t.PerSecond)
+	p("- CPU time: %.0f interactions per CPU-second, i.e. **%.0f interactions/s on %d dedicated cores**.\n\n", t.PerCPUSecond, t.PerCPUSecond*float64(t.Procs), t.Procs)
+	capacity := t.PerCPUSecond * float64(t.Procs)
+	status := "**met**"
+	if capacity < 5000 {
+		status = fmt.Sprintf("**missed** by %.0f/s", 5000-capacity)
+	}
+	p("Target ≥ 5,000 interactions/s on 2 cores (CPU-time figure): %s. The same workload is the Go\n", status)
+	p("benchmark `BenchmarkDefaultSuite` in `monitors/suite` (`go test -run '^$' -bench DefaultSuite -cpu 2 ./monitors/suite`).\n\n")
 
 	p("## Checksum reference vectors\n\n| validator | passed |\n|---|---|\n")
 	for _, v := range x.Vectors {
@@ -203,6 +213,8 @@ func writeMethod(p func(string, ...any)) {
 	p("  benign rows of XSTest and of the injection fixtures — a different distribution from the positives.\n")
 	p("  On JailbreakBench, response-side unsafe/toxic negatives are the responses its judge rated not jailbroken.\n")
 	p("- **Flames** has no negatives and its probes are adversarial (many look innocuous): recall only.\n")
+	p("- **Thresholds** were chosen on the tune half only (toxicity: the lowest threshold that kept tune precision\n")
+	p("  at 0.95 or more, 0.35); the other detectors use their design threshold 0.5.\n")
 	p("- **Targets** are issue 6's, unchanged; a missed target says by how much.\n\n")
 }
 
@@ -301,7 +313,9 @@ func writeTimings(p func(string, ...any), data map[string][]Row) {
 		}
 	}
 	slices.Sort(names)
-	p("Measured by `stagegate scan --timings` over all %d rows (both halves), one goroutine, in microseconds.\n\n", len(per["total"]))
+	p("Measured by `stagegate scan --timings` over all %d rows (both halves), one goroutine, wall clock in\n", len(per["total"]))
+	p("microseconds per row (rows run from a few words to several KB). On a busy host the tail (p99, max)\n")
+	p("includes time the process was not scheduled; the throughput section below gives CPU-time figures.\n\n")
 	p("| detector | p50 µs | p99 µs | max µs |\n|---|---:|---:|---:|\n")
 	for _, n := range names {
 		xs := per[n]

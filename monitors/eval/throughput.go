@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/stagegate/stagegate/events"
@@ -71,6 +72,7 @@ func Measure(ctx context.Context, dets []monitors.Detector, ins []*events.Intera
 		total += len(in.Request.Messages[0].Content) + len(in.Response.Content)
 	}
 	var done atomic.Int64
+	cpu0 := cpuTime()
 	start := time.Now()
 	for time.Since(start) < minDur {
 		var next atomic.Int64
@@ -92,8 +94,22 @@ func Measure(ctx context.Context, dets []monitors.Detector, ins []*events.Intera
 		wg.Wait()
 	}
 	el := time.Since(start)
-	return Throughput{
+	cpu := cpuTime() - cpu0
+	t := Throughput{
 		PerSecond: float64(done.Load()) / el.Seconds(), Procs: procs, Workers: procs,
 		AvgBytes: total / max(1, len(ins)), Interactions: int(done.Load()),
 	}
+	if cpu > 0 {
+		t.PerCPUSecond = float64(done.Load()) / cpu.Seconds()
+	}
+	return t
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

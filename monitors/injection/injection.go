@@ -40,7 +40,8 @@ const (
 	scoreInvisible          = 0.55 // a cluster of zero-width or bidi controls
 	scoreEncodedText        = 0.3  // a base64 or hex blob that decodes to text
 	embeddedBoost           = 0.1  // instructions inside pasted content or tool output
-	discussionDamp          = 0.55 // multiplier when the text discusses injection
+	discussionDamp          = 0.55 // multiplier when the text discusses injection (2 cues)
+	discussionDampStrong    = 0.4  // ... with 3 or more cues
 	severityHighScore       = 0.85
 )
 
@@ -219,12 +220,19 @@ func analyze(sc *scratch, text string, inTool bool) textResult {
 	if score > 0 {
 		embedded := inTool || sc.max[lex.Tag(tagEmbedded)] > 0
 		discussion := countTag(sc.hits, lex.Tag(tagDiscussion))
+		if quotedInstruction(sc) {
+			discussion++ // 'ignore previous instructions' in quotes is cited, not given
+		}
 		switch {
+		case inTool:
+			score = min(1, score+embeddedBoost)
 		case embedded && discussion < 2:
 			score = min(1, score+embeddedBoost)
-		case discussion >= 2 && !inTool:
+		case discussion >= 3:
+			score *= discussionDampStrong
+		case discussion == 2:
 			score *= discussionDamp
-		case discussion == 1 && !inTool:
+		case discussion == 1:
 			score *= (1 + discussionDamp) / 2
 		}
 	}
@@ -264,6 +272,20 @@ func blobScore(sc *scratch, b blob) float64 {
 		}
 	}
 	return base
+}
+
+// quotedInstruction reports an override or reveal hit that starts right after
+// an opening quotation mark.
+func quotedInstruction(sc *scratch) bool {
+	for _, h := range sc.hits {
+		switch lex.Entry(h.Entry).Tag {
+		case tagOverride, tagReveal:
+			if sc.toks.Has(h.From, lexicon.FlagQuoted) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func countTag(hits []lexicon.Hit, k int) int {

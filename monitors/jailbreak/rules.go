@@ -95,7 +95,8 @@ var entries = []lexicon.Entry{
 	{Pattern: "aligned ~8 unaligned", Tag: tagDualOutput, Weight: 0.7},
 
 	// Named modes and known jailbreak personas (the concepts, by their generic names).
-	{Pattern: "(developer mode|dev mode|god mode|debug mode|admin mode|jailbreak|jailbroken|jailbreaking|dan mode|evil mode|unlocked mode|no restrictions mode)", Tag: tagMode, Weight: 0.7},
+	{Pattern: "(developer mode|dev mode|god mode|debug mode|admin mode|jailbroken|dan mode|evil mode|unlocked mode|no restrictions mode)", Tag: tagMode, Weight: 0.7},
+	{Pattern: "(jailbreak|jailbreaking)", Tag: tagMode, Weight: 0.35},
 	{Pattern: "do anything now", Tag: tagMode, Weight: 0.7},
 	{Pattern: "dan", Tag: tagMode, Weight: 0.3},
 	{Pattern: "(illegality mode|unfiltered mode|uncensored mode|chaos mode|villain mode|opposite mode|anarchy)", Tag: tagMode, Weight: 0.7},
@@ -109,6 +110,13 @@ var entries = []lexicon.Entry{
 	// Obfuscation requests.
 	{Pattern: "(base64|rot13|caesar cipher|leetspeak|leet speak|pig latin|morse code|reversed text|backwards|encode|encoded|decode|cipher|ciphered)", Tag: tagObfuscate, Weight: 0.3},
 	{Pattern: "(letter by letter|one letter at a time|with spaces between)", Tag: tagObfuscate, Weight: 0.35},
+
+	// Chinese.
+	{Pattern: "除去|去除|解除|没有|不受|摆脱|突破|无视 ~4 任何|所有|一切|道德|伦理 ~3 限制|约束|规则|审查|底线", Tag: tagUnbound, Weight: 0.75},
+	{Pattern: "不要|不提及|不要提及|抛开|忘记|忘掉 ~4 AI|人工智能|机器人|语言模型 ~3 身份", Tag: tagPersona, Weight: 0.45},
+	{Pattern: "你现在是|你将扮演|扮演一个|假装你是|假设你是|你是一个没有", Tag: tagPersona, Weight: 0.3},
+	{Pattern: "不要拒绝|不能拒绝|不许拒绝|不要提出任何反对|不要任何解释|不要说抱歉|不要道歉|必须回答", Tag: tagSuppress, Weight: 0.7},
+	{Pattern: "开发者模式|越狱模式|无限制模式|上帝模式", Tag: tagMode, Weight: 0.7},
 
 	// Benign role-play requests lower the persona evidence.
 	{Pattern: "act|acting ~1 as ~2 a|an|my ~2 proofreader|translator|composer|tutor|teacher|coach|interviewer|travel|editor|advisor|chef|doctor|lawyer|accountant|consultant|therapist|career|storyteller|poet|comedian|motivational|english|guide|assistant|librarian|historian", Tag: tagBenignRole, Weight: 0.5},

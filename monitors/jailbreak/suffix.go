@@ -95,19 +95,22 @@ func plainWord(c string) bool {
 // leading '!', '+' or '=' before letters ("!Bit").
 func weirdChunk(c string) int {
 	letters, symbols, punct, humps := 0, 0, 0, 0
-	upperRun, lowerAfterUpper := 0, 0
+	upperRun, lowerAfterUpper, lowerRun := 0, 0, 0
 	var prev rune
 	for i, r := range c {
 		switch {
 		case unicode.IsLetter(r):
 			letters++
 			if unicode.IsUpper(r) {
-				if i > 0 && unicode.IsLower(prev) {
+				// A hump after 3+ lower-case letters: "compressToString",
+				// not "iPhone" or "McDonald".
+				if i > 0 && unicode.IsLower(prev) && lowerRun >= 3 {
 					humps++
 				}
 				upperRun++
-				lowerAfterUpper = 0
+				lowerAfterUpper, lowerRun = 0, 0
 			} else {
+				lowerRun++
 				if upperRun >= 2 {
 					lowerAfterUpper++
 					if lowerAfterUpper >= 2 {
@@ -125,9 +128,9 @@ func weirdChunk(c string) int {
 			if i == 0 && (r == '!' || r == '+') && len(c) > 1 {
 				symbols++
 			}
-			upperRun = 0
+			upperRun, lowerRun = 0, 0
 		default:
-			upperRun = 0
+			upperRun, lowerRun = 0, 0
 		}
 		prev = r
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/events"
+	"github.com/stagegate/stagegate/internal/testutil"
 	"github.com/stagegate/stagegate/sandbox/sim"
 )
 
@@ -24,7 +25,7 @@ func simJudge(t *testing.T, answer string, delay time.Duration) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
-	return srv.URL() + "/v1"
+	return srv.URL()
 }
 
 func interaction() *events.Interaction {
@@ -95,9 +96,7 @@ func TestJudgeTimeoutAndConcurrency(t *testing.T) {
 	d2, _ := New(Config{BaseURL: url, Model: "judge", MaxConcurrent: 1}, Deps{})
 	var wg sync.WaitGroup
 	wg.Go(func() { _, _ = d2.Detect(context.Background(), interaction()) })
-	for len(d2.sem) == 0 {
-		time.Sleep(time.Millisecond) // wait for the first call to hold the slot
-	}
+	testutil.WaitFor(t, 5*time.Second, "the first call holds the slot", func() bool { return len(d2.sem) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := d2.Detect(ctx, interaction()); !errors.Is(err, context.DeadlineExceeded) {

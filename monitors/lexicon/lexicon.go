@@ -30,6 +30,8 @@ const (
 	maxElems     = 16
 	// maxSteps bounds the backtracking of one match attempt.
 	maxSteps = 4096
+	// maxScoredHits bounds the hits TagScores weighs (the first ones).
+	maxScoredHits = 512
 )
 
 // alt is one alternative of an element: a token sequence, the last token
@@ -379,9 +381,9 @@ func matchAlt(a *alt, t *Tokens, pos int) int {
 // TagScores sets score[k] to the noisy-OR of the weights of the (at most
 // perTag) strongest distinct hits of tag k, and best[k] to the index in hits
 // of the strongest hit (-1 when none). Both must have len(Tags()) elements.
-// Hits are distinct when their entries or their first words differ: repeating
-// one word adds nothing; several different words or phrasings add up. t is
-// the tokenized text the hits refer to.
+// Hits are distinct when their first words differ: repeating a word, or a word
+// matched by several entries of the tag, adds nothing; several different words
+// or phrasings add up. t is the tokenized text the hits refer to.
 func (l *Lexicon) TagScores(t *Tokens, hits []Hit, perTag int, score []float64, best []int) {
 	for k := range score {
 		score[k], best[k] = 0, -1
@@ -391,15 +393,24 @@ func (l *Lexicon) TagScores(t *Tokens, hits []Hit, perTag int, score []float64, 
 	}
 	var top [8]float64
 	perTag = min(perTag, len(top))
+	if len(hits) > maxScoredHits {
+		hits = hits[:maxScoredHits] // bounds the quadratic de-duplication
+	}
 	for k := range score {
 		n := 0
 		for i, h := range hits {
 			if l.entryTag[h.Entry] != k {
 				continue
 			}
+			// One word counts once per tag, at its strongest entry.
+			w := l.entries[h.Entry].Weight
 			dup := false
-			for _, p := range hits[:i] {
-				if p.Entry == h.Entry && bytes.Equal(t.Word(p.From), t.Word(h.From)) {
+			for j, p := range hits {
+				if j == i || l.entryTag[p.Entry] != k || !bytes.Equal(t.Word(p.From), t.Word(h.From)) {
+					continue
+				}
+				pw := l.entries[p.Entry].Weight
+				if pw > w || pw == w && j < i {
 					dup = true
 					break
 				}
@@ -407,7 +418,6 @@ func (l *Lexicon) TagScores(t *Tokens, hits []Hit, perTag int, score []float64, 
 			if dup {
 				continue
 			}
-			w := l.entries[h.Entry].Weight
 			if best[k] < 0 || w > l.entries[hits[best[k]].Entry].Weight {
 				best[k] = i
 			}

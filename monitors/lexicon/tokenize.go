@@ -146,7 +146,7 @@ func isHan(r rune) bool { return r >= 0x2E80 && unicode.Is(unicode.Han, r) }
 func Tokenize(text string, t *Tokens) {
 	t.List = t.List[:0]
 	t.buf = t.buf[:0]
-	brk, quoted := true, false
+	brk, quoted, space := true, false, true
 	cp := 0
 	i := 0
 	for i < len(text) {
@@ -158,10 +158,12 @@ func Tokenize(text string, t *Tokens) {
 			}
 			switch c {
 			case '"', '\'', '`':
-				quoted = true
-			case ' ', '\t', '\n', '\r', '\v', '\f':
+				quoted = space // an opening quote follows a space
+				space = false
+			case ' ', '\t', '\n', '\r', '\v', '\f', '(', '[', ':':
+				space = true
 			default:
-				quoted = false
+				quoted, space = false, false
 			}
 			i++
 			cp++
@@ -179,7 +181,7 @@ func Tokenize(text string, t *Tokens) {
 				fl |= FlagQuoted
 			}
 			t.List = append(t.List, Token{ByteStart: i, ByteEnd: i + size, Start: cp, End: cp + 1, Flags: fl, w0: int32(w0), w1: int32(len(t.buf))})
-			brk, quoted = false, false
+			brk, quoted, space = false, false, false
 			i += size
 			cp++
 			continue
@@ -188,17 +190,20 @@ func Tokenize(text string, t *Tokens) {
 			if isBreak(r) {
 				brk = true
 			}
-			if isQuote(r) {
-				quoted = true
-			} else if !unicode.IsSpace(r) {
-				quoted = false
+			switch {
+			case isQuote(r):
+				quoted, space = space || r == '“' || r == '「' || r == '『' || r == '«' || r == '‘', false
+			case unicode.IsSpace(r):
+				space = true
+			default:
+				quoted, space = false, false
 			}
 			i += size
 			cp++
 			continue
 		}
 		i, cp = t.word(text, i, cp, brk, quoted)
-		brk, quoted = false, false
+		brk, quoted, space = false, false, false
 	}
 }
 
@@ -274,6 +279,11 @@ func (t *Tokens) word(text string, i, cp int, brk, quoted bool) (int, int) {
 		case isMaskSymbol(r) && w.letters > 0:
 			j, n, stars := t.maskRun(text, i)
 			followed := j < len(text) && nextIsLetter(text[j:])
+			if followed && stars != n && (w.letters > 3 || lettersAhead(text[j:]) > 4) {
+				// Only short words hide letters behind '@', '#', ... ("f&@k");
+				// "b@example" is an address.
+				followed = false
+			}
 			ok := followed && n <= 3 && (len(t.buf)-w.w0+n <= maxMaskWord || stars == n) ||
 				!followed && stars == n && stars >= 2
 			if !ok {
@@ -327,6 +337,18 @@ func (t *Tokens) finish(w *wordState) (int, int) {
 	t.List = append(t.List, Token{ByteStart: w.start, ByteEnd: w.end, Start: w.startCP, End: w.endCP,
 		Flags: fl, w0: int32(w.w0), w1: int32(len(t.buf))})
 	return w.end, w.endCP
+}
+
+// lettersAhead counts the word runes at the start of s (up to 5).
+func lettersAhead(s string) int {
+	n := 0
+	for _, r := range s {
+		if !isWordRune(r) || isHan(r) || n > 4 {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 func nextIsLetter(s string) bool {

@@ -15,7 +15,7 @@ import (
 // Identity of the detector.
 const (
 	Name     = "pii"
-	Version  = "1.0.0"
+	Version  = "2.0.0"
 	Category = "pii"
 )
 

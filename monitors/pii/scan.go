@@ -43,9 +43,11 @@ type Match struct {
 func Scan(text string, dst []Match) []Match {
 	base := len(dst)
 	dst = scanEmails(text, dst)
-	emails := len(dst)
-	dst = scanNumbers(text, dst, base, emails)
 	dst = scanIBANs(text, dst, base)
+	if len(dst)-base > 1 {
+		slices.SortFunc(dst[base:], func(a, b Match) int { return a.ByteStart - b.ByteStart })
+	}
+	dst = scanNumbers(text, dst, base, len(dst))
 	dst = scanWords(text, dst, base)
 	if len(dst)-base > 1 {
 		slices.SortFunc(dst[base:], func(a, b Match) int { return a.ByteStart - b.ByteStart })
@@ -182,8 +184,9 @@ type token struct {
 	long   bool // the first group alone exceeds maxDigits: no match possible
 }
 
-// scanNumbers appends phone and card matches, skipping the e-mail matches in
-// dst[emailsFrom:emailsTo].
+// scanNumbers appends the numeric matches (phones, cards, SSNs, IPs, resident
+// ids), skipping the earlier matches in dst[emailsFrom:emailsTo] (e-mail
+// addresses and IBANs, in text order).
 func scanNumbers(s string, dst []Match, emailsFrom, emailsTo int) []Match {
 	var t token
 	ei := emailsFrom
@@ -479,8 +482,9 @@ func groupedPhone(t *token, a, b int, d []byte) (ok, strong bool) {
 			sep = g.sep
 		}
 	}
-	// The NANP shape 3-3-4 belongs to usPhone, which checks the area code.
-	if b-a == 2 && !paren && t.groups[a].nd == 3 && t.groups[a+1].nd == 3 && t.groups[b].nd == 4 {
+	// The NANP shape 3-3-4 belongs to usPhone, which checks the area code;
+	// with a trunk prefix 0 it is a national number ("083 564 9312").
+	if b-a == 2 && !paren && d[0] != '0' && t.groups[a].nd == 3 && t.groups[a+1].nd == 3 && t.groups[b].nd == 4 {
 		return false, false
 	}
 	if isDate(t, a, b) {

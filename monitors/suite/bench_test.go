@@ -39,7 +39,7 @@ func benchInteractions() []*events.Interaction {
 // Run with -cpu 2 for the "5,000 interactions/s on 2 cores": the
 // reported ns/op is per interaction across the parallel workers.
 func BenchmarkDefaultSuite(b *testing.B) {
-	dets, err := suite.Default(suite.Config{})
+	dets, err := suite.Default(suite.Config{}, suite.Deps{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func BenchmarkDefaultSuite(b *testing.B) {
 
 // BenchmarkEachDetector runs each default detector alone, serially.
 func BenchmarkEachDetector(b *testing.B) {
-	dets, err := suite.Default(suite.Config{})
+	dets, err := suite.Default(suite.Config{}, suite.Deps{})
 	if err != nil {
 		b.Fatal(err)
 	}

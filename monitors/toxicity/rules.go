@@ -72,7 +72,7 @@ var entries = []lexicon.Entry{
 	{Pattern: "shut ~1 up|the fuck up", Tag: tagAttack, Weight: 0.55},
 	{Pattern: "(you|u|ur|your|youre|you're|yall) ~2 (a|an|such a|so|the|are|is|fucking|bloody|absolute|total|complete|stupid|dumb|dum|ignorant|all|lame) ~3 (" + insults + "|" + profanity + "|" + mild + "|gay|ugly|fat|lame|weak|trash|garbage|pig|dog)", Tag: tagAttack, Weight: 0.85},
 	{Pattern: "shut ~1 the ~1 f|fuck|hell|heck ~1 up", Tag: tagAttack, Weight: 0.8},
-	{Pattern: "(he|she|they|this|that|him|her|them|hes|shes|theyre|thats|who) ~1 (is|are|was|were|s|a|an|such|so|the|just) ~3 (" + insults + "|" + profanity + ")", Tag: tagAttack, Weight: 0.6},
+	{Pattern: "(he|she|they|this|that|him|her|them|hes|shes|theyre|thats|who) ~1 (is|are|was|were|s|such|so|just|being|a|an) ~3 (" + insults + "|" + profanity + ")", Tag: tagAttack, Weight: 0.6},
 	{Pattern: "(what a|such a|bunch of|pack of|band of|these|those|all these|all you|you) ~2 (" + insults + "|" + profanity + "|" + derogatory + ")", Tag: tagAttack, Weight: 0.75},
 	{Pattern: "(a mental disorder|a mental illness|mentally ill|brain dead|braindead|no brain|lack of a brain|pea brain|has no brain|a disease|a cancer on|the scum of)", Tag: tagAttack, Weight: 0.55},
 	{Pattern: "(go to hell|burn in hell|rot in hell|in hell|go die|drop dead|kill yourself|kys|eat shit|suck my|shove it|up your ass|up yours|get lost|get fucked|go fuck)", Tag: tagAttack, Weight: 0.85},

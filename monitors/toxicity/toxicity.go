@@ -37,13 +37,14 @@ const (
 // Scoring constants.
 const (
 	perTag            = 3
-	maskedWeight      = 0.6 // a masked profanity ("f*ck")
-	praiseDamp        = 0.3 // profanity intensifying praise
-	untargetedFactor  = 0.9 // profanity not aimed at anyone
-	insultTargetBoost = 1.8 // an insult word next to "you" or "he/she/they"
-	discussionDamp    = 0.6 // quoted or discussed
-	negationDamp      = 0.3 // "not stupid"
-	shoutBoost        = 0.1 // mostly capitals, with profanity or insults
+	maskedWeight      = 0.6  // a masked profanity ("f*ck")
+	praiseDamp        = 0.3  // profanity intensifying praise
+	directAttack      = 0.85 // an attack this strong ("you are a moron") is not praise
+	untargetedFactor  = 0.9  // profanity not aimed at anyone
+	insultTargetBoost = 1.8  // an insult word next to "you" or "he/she/they"
+	discussionDamp    = 0.6  // quoted or discussed
+	negationDamp      = 0.3  // "not stupid"
+	shoutBoost        = 0.1  // mostly capitals, with profanity or insults
 	shoutShare        = 0.6
 	stereoGroupBoost  = 0.25 // a generalisation about a group with an insult
 	responseBoost     = 0.1  // toxic text written by the model
@@ -212,7 +213,7 @@ func analyze(sc *scratch, text string) result {
 	}
 	var r result
 	lexicon.Tokenize(text, &sc.toks)
-	sc.hits = lex.Match(&sc.toks, sc.hits[:0])
+	sc.hits = dropNegatedAttacks(&sc.toks, lex.Match(&sc.toks, sc.hits[:0]))
 	lex.TagScores(&sc.toks, sc.hits, perTag, sc.score, sc.best)
 	s := sc.score
 
@@ -223,8 +224,12 @@ func analyze(sc *scratch, text string) result {
 	}
 	named := nameNear(&sc.toks, sc.hits)
 	targeted := s[kYou] > 0 || s[kTarget] > 0 || s[kGroup] > 0 || named
+	attack := s[kAttack]
 	if s[kPraise] >= 0.4 {
 		prof *= praiseDamp
+		if attack < directAttack {
+			attack *= praiseDamp
+		}
 	}
 	if !targeted {
 		prof *= untargetedFactor
@@ -245,7 +250,7 @@ func analyze(sc *scratch, text string) result {
 		k    int
 		v    float64
 	}{
-		{tagAttack, kAttack, s[kAttack]}, {tagThreat, kThreat, s[kThreat]}, {tagDehuman, kDehuman, s[kDehuman]},
+		{tagAttack, kAttack, attack}, {tagThreat, kThreat, s[kThreat]}, {tagDehuman, kDehuman, s[kDehuman]},
 		{tagSlur, kSlur, s[kSlur]}, {tagDerogate, kDerogate, s[kDerogate]}, {tagProfanity, kProf, prof},
 		{tagInsult, kInsult, insult}, {tagStereo, kStereo, stereo},
 	}
@@ -274,6 +279,29 @@ func analyze(sc *scratch, text string) result {
 	r.score = score
 	slices.SortFunc(r.spans, func(a, b events.Span) int { return a.Start - b.Start })
 	return r
+}
+
+// negations cancel an attack that contains them ("you are not stupid").
+var negations = map[string]bool{"not": true, "never": true, "isnt": true, "arent": true, "wasnt": true, "no": true, "dont": true, "doesnt": true}
+
+// dropNegatedAttacks removes attack hits that contain a negation, in place.
+func dropNegatedAttacks(t *lexicon.Tokens, hits []lexicon.Hit) []lexicon.Hit {
+	out := hits[:0]
+	for _, h := range hits {
+		keep := true
+		if lex.EntryTag(h.Entry) == kAttack {
+			for i := h.From; i < h.To; i++ {
+				if negations[string(t.Word(i))] {
+					keep = false
+					break
+				}
+			}
+		}
+		if keep {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // nameNear reports a profanity or insult next to a capitalised word that is

@@ -87,6 +87,7 @@ var entries = []lexicon.Entry{
 
 	// Request forms.
 	{Pattern: requestForms, Tag: tagRequest, Weight: 0.2},
+	{Pattern: "如何|怎么|怎样|教我|帮我|告诉我|有什么办法|有没有办法|方法", Tag: tagRequest, Weight: 0.2},
 
 	// Safe contexts and targets.
 	{Pattern: "(in|on|for) ~2 (game|games|video game|videogame|minecraft|gta|call of duty|fortnite|witcher|skyrim|chess|judo|karate|boxing|wrestling|mma|novel|story|book|film|movie|tv show|show|play|script|screenplay|fiction|sims|roblox|pokemon|poker|mission impossible|die hard|shakespeare|the game|dungeons)", Tag: tagSafeCtx, Weight: 0.5},

@@ -32,7 +32,7 @@ func run(datasets, scans, out string, procs int, dur time.Duration) error {
 	if err != nil {
 		return err
 	}
-	dets, err := suite.Default(suite.Config{})
+	dets, err := suite.Default(suite.Config{}, suite.Deps{})
 	if err != nil {
 		return err
 	}
