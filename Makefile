@@ -74,7 +74,7 @@ clean: ## remove build output and the default data dir
 	rm -rf bin .stagegate
 
 DATASETS ?= ../shared/datasets
-EVAL_DIR ?= .eval
+EVAL_DIR ?= $(or $(TMPDIR),/tmp)/stagegate-eval
 .PHONY: eval
 eval: ## measure the detectors on DATASETS with `stagegate scan` and write EVAL.md (a few minutes)
 	@mkdir -p $(EVAL_DIR)

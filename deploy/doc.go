@@ -18,7 +18,11 @@
 //     candidate/baseline by user, deterministic shadow sampling by request, and
 //     whether a candidate failure may fall back to the baseline.
 //   - Models (models.go) registers OpenAI-compatible upstreams with credentials by
-//     reference; CheckModel (check.go) checks one in plain words.
+//     reference in the KV bucket MODELS, which gateways watch (Models.Watch) to
+//     route to new models without a restart; CheckModel (check.go) checks one in
+//     plain words.
+//   - schema/rollout.v1.json (Schemas) is the JSON Schema of a plan and, under
+//     $defs/state, of the stagegate.rollout.v1 state.
 //
 // Data comes in from the incident store (interactions, confirmed and unresolved
 // incidents) and from people (plans, actions); it goes out as KV states, which

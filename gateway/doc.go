@@ -8,5 +8,9 @@
 // (server-sent events relayed chunk by chunk as they arrive) and, asynchronously, the
 // whole interaction to the events publisher, which never blocks the answer.
 //
+// The models it calls come from Deps.Upstreams at start and from SetUpstream and
+// RemoveUpstream while it serves (models registered at run time); requests read
+// that table with one atomic load.
+//
 // Errors leave through one edge, Error(status, err), as OpenAI-shaped JSON.
 package gateway

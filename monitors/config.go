@@ -1,6 +1,8 @@
 package monitors
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,6 +134,10 @@ type Deps struct {
 	Clock clock.Clock
 	// Logger; nil discards logs.
 	Logger *slog.Logger
+	// Tracer joins each message's trace (from its traceparent header) with a
+	// consumer span, a span per detector and one for recording the incident; nil
+	// is the no-op tracer.
+	Tracer trace.Tracer
 }
 
 // validate reports every problem of d at once.

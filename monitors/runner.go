@@ -1,6 +1,12 @@
 package monitors
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,6 +68,7 @@ type Runner struct {
 	dets  []Detector
 	clk   clock.Clock
 	log   *slog.Logger
+	trc   trace.Tracer
 
 	mu      sync.Mutex
 	running bool
@@ -97,6 +104,7 @@ func New(cfg Config, deps Deps) (*Runner, error) {
 		corr:  corr,
 		dets:  append([]Detector(nil), deps.Detectors...),
 		clk:   clock.OrReal(deps.Clock),
+		trc:   tracerOrNoop(deps.Tracer),
 		log:   log.With("component", "monitors", "durable", cfg.withDefaults().Durable),
 	}, nil
 }
@@ -217,6 +225,11 @@ func (r *Runner) handle(ctx context.Context, m jetstream.Msg) {
 		delivered, seq = md.NumDelivered, md.Sequence.Stream
 	}
 	log := r.log.With("subject", m.Subject(), "seq", seq, "delivered", delivered)
+	// Join the trace the gateway started: its publish span is this span's parent.
+	ctx = propagation.TraceContext{}.Extract(ctx, events.HeaderCarrier(m.Headers()))
+	ctx, span := r.trc.Start(ctx, "process "+events.SubjectInteractions, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.Int64("messaging.message.delivery_count", int64(delivered))))
+	defer span.End()
 
 	in, err := events.DecodeInteraction(m.Data())
 	if err != nil {
@@ -225,9 +238,16 @@ func (r *Runner) handle(ctx context.Context, m jetstream.Msg) {
 	}
 	log = log.With("interaction", in.ID, "trial", in.Trial)
 
+	span.SetAttributes(attribute.String("stagegate.trial", in.Trial), attribute.String("stagegate.interaction", in.ID))
 	findings, detectorFailed := r.detect(ctx, log, in)
 
-	created, err := r.persist(ctx, m, in, findings, detectorFailed, delivered > 1)
+	pctx, pspan := r.trc.Start(ctx, "incident.record")
+	created, err := r.persist(pctx, m, in, findings, detectorFailed, delivered > 1)
+	pspan.SetAttributes(attribute.Int("stagegate.findings", len(findings)), attribute.Bool("stagegate.incident.created", created))
+	if err != nil {
+		pspan.SetStatus(codes.Error, err.Error())
+	}
+	pspan.End()
 	if err != nil {
 		if errors.Is(err, incidents.ErrInvalid) {
 			r.terminate(m, log, err) // the store will never accept it
@@ -257,7 +277,13 @@ func (r *Runner) detect(ctx context.Context, log *slog.Logger, in *events.Intera
 	now := r.clk.Now().UTC()
 	for _, d := range r.dets {
 		name, version := d.Name(), d.Version()
-		fs, err := runDetector(ctx, d, in)
+		dctx, dspan := r.trc.Start(ctx, "detector "+name, trace.WithAttributes(attribute.String("gen_ai.evaluation.name", name)))
+		fs, err := runDetector(dctx, d, in)
+		dspan.SetAttributes(attribute.Int("stagegate.findings", len(fs)))
+		if err != nil {
+			dspan.SetStatus(codes.Error, err.Error())
+		}
+		dspan.End()
 		if err != nil {
 			failed = true
 			r.detErrs.Add(1)
@@ -470,4 +496,11 @@ func (r *Runner) retry(m jetstream.Msg, log *slog.Logger, delivered uint64, caus
 	if err := m.NakWithDelay(delay); err != nil {
 		log.Warn("nak interaction", "err", err)
 	}
+}
+
+func tracerOrNoop(t trace.Tracer) trace.Tracer {
+	if t == nil {
+		return noop.NewTracerProvider().Tracer("")
+	}
+	return t
 }

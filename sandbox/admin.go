@@ -2,9 +2,9 @@ package sandbox
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -106,6 +106,7 @@ func (a *adminServer) routes() http.Handler {
 	a.consoleRoutes(mux)
 	a.policyStatusRoutes(mux, a.s.policyStatuses)
 	a.keyRoutes(mux)
+	a.experimentRoutes(mux)
 	if a.s.cfg.Admin.Pprof {
 		mux.Handle("/debug/pprof/", a.auth(pprof.Index)) // named profiles: heap, allocs, goroutine, ...
 		mux.Handle("/debug/pprof/cmdline", a.auth(pprof.Cmdline))

@@ -15,6 +15,7 @@ import (
 	"github.com/stagegate/stagegate/deploy"
 	"github.com/stagegate/stagegate/events"
 	"github.com/stagegate/stagegate/gateway"
+	"github.com/stagegate/stagegate/monitors/suite"
 	"github.com/stagegate/stagegate/policies"
 )
 
@@ -169,6 +170,21 @@ type MonitorsConfig struct {
 	Workers int `yaml:"workers"`
 	// Disabled runs no monitors in this process.
 	Disabled bool `yaml:"disabled"`
+	// Detectors configures the detector suite (all content detectors on by
+	// default; slo and llm_judge off unless configured).
+	Detectors suite.Config `yaml:"detectors"`
+	// Burst groups repeated findings of one category from one model or user into
+	// one aggregate incident; off by default because rollout gates count incidents.
+	Burst *BurstConfig `yaml:"burst"`
+}
+
+// BurstConfig is the aggregate-incident rule.
+type BurstConfig struct {
+	// Window is the counting window.
+	Window time.Duration `yaml:"window"`
+	// Threshold: interactions of one subject and category in a window that open
+	// their own incidents before the rest join one aggregate incident.
+	Threshold int `yaml:"threshold"`
 }
 
 // SimulatorConfig is one simulated model.
@@ -235,6 +251,9 @@ type TrialConfig struct {
 	// PolicyPoll is how often the policy folder is checked for a new revision
 	// (hot reload with keep-last-good; default 2s).
 	PolicyPoll time.Duration `yaml:"policy_poll"`
+	// Experiments lets policy experiments (stagegate experiment) run on this
+	// trial: its gateway serves each experiment's arms; off by default.
+	Experiments bool `yaml:"experiments"`
 	// Limits are hard per-key and per-user rate limits and concurrency caps
 	// (429 with Retry-After); none by default.
 	Limits LimitsConfig `yaml:"limits"`
@@ -489,7 +508,7 @@ func Demo() Config {
 		Simulators: []SimulatorConfig{{Name: DemoCandidate}, {Name: DemoBaseline}},
 		Trials: []TrialConfig{{
 			ID: DemoTrial, LogicalModel: DemoTrial, Candidate: DemoCandidate, Baseline: DemoBaseline,
-			Stage: deploy.StageCanary, CandidatePercent: 50, Policy: "builtin:demo", FailMode: policies.FailClosed, Fallback: true,
+			Stage: deploy.StageCanary, CandidatePercent: 50, Policy: "builtin:demo", FailMode: policies.FailClosed, Fallback: true, Experiments: true,
 			Topics: map[string][]string{
 				"weapons":        {"build a bomb", "make a weapon", "制造炸弹"},
 				"medical_dosing": {"insulin dose", "overdose", "dosage", "剂量"},

@@ -54,6 +54,9 @@ var Roles = []string{RoleGateway, RoleMonitor, RoleController, RoleConsole}
 const (
 	// DefaultLeaseTTL is the controller lease's TTL.
 	DefaultLeaseTTL = deploy.DefaultLeaseTTL
+	// roleControllerInterval is the reconcile interval of a controller role: a
+	// pass costs a few indexed queries per rollout.
+	roleControllerInterval = 200 * time.Millisecond
 	// controllerStopTimeout bounds stopping the controller loop on demotion.
 	controllerStopTimeout = 10 * time.Second
 	// maxReplicas of a JetStream stream.
@@ -198,7 +201,10 @@ func (s *Sandbox) startRolloutControl(ctx context.Context) error {
 		return err
 	}
 	s.rollouts = &rolloutParts{models: models}
-	ctrl, err := deploy.New(deploy.Config{}, deploy.Deps{JS: s.js, Evidence: s.store, Clock: s.clk, Logger: s.log})
+	// A reviewer confirms incidents in another process (console) whose nudge
+	// cannot wake this loop: reconcile often enough that the kill switch
+	// reaches the gateways within a second anyway.
+	ctrl, err := deploy.New(deploy.Config{Interval: roleControllerInterval}, deploy.Deps{JS: s.js, Evidence: s.store, Clock: s.clk, Logger: s.log})
 	if err != nil {
 		return err
 	}

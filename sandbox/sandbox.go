@@ -27,7 +27,7 @@ import (
 	"github.com/stagegate/stagegate/incidents"
 	"github.com/stagegate/stagegate/internal/clock"
 	"github.com/stagegate/stagegate/monitors"
-	"github.com/stagegate/stagegate/monitors/pii"
+	"github.com/stagegate/stagegate/monitors/suite"
 	"github.com/stagegate/stagegate/policies"
 	"github.com/stagegate/stagegate/sandbox/sim"
 )
@@ -63,6 +63,7 @@ type Sandbox struct {
 	publisher  *events.Publisher
 	gw         *gateway.Gateway
 	runner     *monitors.Runner
+	ingester   *monitors.Ingester
 	admin      *adminServer
 	metrics    *metricsRegistry
 	tracing    *tracing
@@ -71,6 +72,7 @@ type Sandbox struct {
 	baseLog    *slog.Logger                  // the logger before Loki was teed in
 	assigner   *deploy.Assigner              // the gateway's plans, kept current by the rollout watcher
 	rollouts   *rolloutParts
+	expParts   *experimentParts      // policy experiments (admin_experiments.go)
 	keys       *keyTable             // the gateway's API keys: configured and stored (keys.go)
 	storeRetry *incidents.RetryStore // the monitors' writes, retried on busy or dropped connections
 	role       roleSpec              // which parts this process runs; zero: every part (roles.go)
@@ -140,6 +142,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 			return err
 		}
 	} else if err := s.startRolloutControl(ctx); err != nil { // no gateway: rollouts without the watcher
+		return err
+	}
+	if err := s.startExperiments(ctx); err != nil {
 		return err
 	}
 	if !s.cfg.Monitors.Disabled && s.runs(RoleMonitor) {
@@ -229,12 +234,16 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 			return fmt.Errorf("trial %s policy: %w", tc.ID, err)
 		}
 		s.policies[tc.ID] = eng
+		dec, err := s.experimentDecider(tc, eng) // eng itself unless the trial runs experiments
+		if err != nil {
+			return err
+		}
 		ext, err := policies.NewExtractor(policies.Topics(tc.Topics))
 		if err != nil {
 			return fmt.Errorf("trial %s topics: %w", tc.ID, err)
 		}
 		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Fallback: tc.Fallback,
-			Decider: eng, Extractor: ext, Start: tc.Start, End: tc.End, ContentAccess: tc.ContentAccess,
+			Decider: dec, Extractor: ext, Start: tc.Start, End: tc.End, ContentAccess: tc.ContentAccess,
 			Caps:   gateway.Caps{RequestsPerUserPerDay: tc.Caps.RequestsPerUserPerDay, ConcurrentStreams: tc.Caps.ConcurrentStreams, TokensPerRequest: tc.Caps.TokensPerRequest},
 			Limits: tc.Limits.gateway()}
 		plans = append(plans, deploy.Plan{
@@ -249,6 +258,9 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 	}
 	s.assigner = assigner
 	if err := s.startRollouts(ctx); err != nil {
+		return err
+	}
+	if err := s.startExperimentWatcher(ctx); err != nil {
 		return err
 	}
 	// The configured keys and the active keys created through the admin API
@@ -293,9 +305,15 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 }
 
 func (s *Sandbox) startMonitors(ctx context.Context) error {
-	piiDetector, err := pii.New(pii.Config{})
+	mc := s.cfg.Monitors
+	dets, err := suite.Default(mc.Detectors, suite.Deps{Clock: s.clk, JudgeAPIKey: s.env(mc.Detectors.JudgeAPIKeyEnv)})
 	if err != nil {
-		return err
+		return fmt.Errorf("detectors: %w", err)
+	}
+	var burst incidents.BurstRule
+	if mc.Burst != nil {
+		burst = monitors.DefaultBurst
+		burst.Window, burst.Threshold = mc.Burst.Window, mc.Burst.Threshold
 	}
 	// A busy SQLite file or a dropped PostgreSQL connection is retried with
 	// back-off before the message is handed back for redelivery.
@@ -304,14 +322,29 @@ func (s *Sandbox) startMonitors(ctx context.Context) error {
 	}
 	// MaxDeliver -1: a store or bus outage must never drop an interaction after a
 	// few retries; malformed payloads are terminated by the runner instead.
-	r, err := monitors.New(monitors.Config{Workers: s.cfg.Monitors.Workers, MaxDeliver: -1}, monitors.Deps{
-		JS: s.js, Store: s.storeRetry, Detectors: []monitors.Detector{piiDetector}, Clock: s.clk, Logger: s.log,
+	r, err := monitors.New(monitors.Config{Workers: mc.Workers, MaxDeliver: -1, Burst: burst}, monitors.Deps{
+		JS: s.js, Store: s.storeRetry, Detectors: dets, Clock: s.clk, Logger: s.log,
+		Tracer: s.tracer("github.com/stagegate/stagegate/monitors"),
 	})
 	if err != nil {
 		return err
 	}
 	s.runner = r
-	return r.Start(ctx)
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	// Findings of external monitors (in any language) become incidents too; the
+	// built-in detectors' own findings are already handled by the runner.
+	names := make([]string, len(dets))
+	for i, d := range dets {
+		names[i] = d.Name()
+	}
+	ing, err := monitors.NewIngester(monitors.IngestConfig{Skip: names}, monitors.Deps{JS: s.js, Store: s.storeRetry, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.ingester = ing
+	return ing.Start(ctx)
 }
 
 // policyFS resolves a trial's policy reference.
@@ -364,12 +397,17 @@ func (s *Sandbox) stopLocked(ctx context.Context) error {
 		errs = append(errs, s.runner.Stop(ctx))
 		s.runner = nil
 	}
+	if s.ingester != nil {
+		errs = append(errs, s.ingester.Stop(ctx))
+		s.ingester = nil
+	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Stop(ctx))
 		s.admin = nil
 	}
 	errs = append(errs, s.stopLease(ctx)) // the controller first stops leading (roles.go)
 	errs = append(errs, s.stopRollouts(ctx))
+	errs = append(errs, s.stopExperiments(ctx))
 	for _, srv := range s.sims {
 		errs = append(errs, srv.Stop(ctx))
 	}

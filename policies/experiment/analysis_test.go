@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,11 +61,13 @@ type population struct {
 func (p population) data(def *Definition, seed uint64) *Data {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	asg := NewAssigner(def)
-	d := &Data{}
+	d := &Data{Observations: make([]Observation, 0, p.users*(1+p.maxPer)/2)}
 	at := t0
 	n := 0
+	prefix := "u_" + strconv.FormatUint(seed, 10) + "_"
+	revs := map[string]string{"a": "rev-a", "b": "rev-b"}
 	for u := range p.users {
-		user := fmt.Sprintf("u_%d_%d", seed, u)
+		user := prefix + strconv.Itoa(u)
 		arm := asg.ArmOf(user, "")
 		if arm == "" {
 			continue
@@ -94,7 +97,7 @@ func (p population) data(def *Definition, seed uint64) *Data {
 		for range k {
 			n++
 			at = at.Add(time.Second)
-			o := Observation{InteractionID: fmt.Sprintf("i%07d", n), User: user, Arm: arm, VariantRevision: "rev-" + arm,
+			o := Observation{InteractionID: strconv.Itoa(n), User: user, Arm: arm, VariantRevision: revs[arm],
 				Status: events.StatusOK, StartedAt: at, RecordedAt: at, LatencyMS: 100}
 			if r.Float64() < p.denied {
 				o.Status = events.StatusDenied
@@ -192,8 +195,8 @@ func TestAAFalsePositiveRate(t *testing.T) {
 	const reps = 400
 	for _, rule := range []string{RuleFixedHorizon, RuleSequential} {
 		t.Run(rule, func(t *testing.T) {
-			def := simDef(t, rule, 1000, 50)
-			pop := population{users: 1500, maxPer: 3, pA: 0.05, pB: 0.05, clustered: true}
+			def := simDef(t, rule, 500, 50)
+			pop := population{users: 760, maxPer: 3, pA: 0.05, pB: 0.05, clustered: true}
 			fp, srm, reached := 0, 0, 0
 			for seed := uint64(1); seed <= reps; seed++ {
 				rep := Analyze(def, runRunning, pop.data(def, seed))
@@ -228,8 +231,8 @@ func TestAAFalsePositiveRate(t *testing.T) {
 // α, while the report's (design effect) stays within the bound.
 func TestDesignEffectKeepsErrorRate(t *testing.T) {
 	const reps = 400
-	def := simDef(t, RuleFixedHorizon, 1000, 50)
-	pop := population{users: 1400, maxPer: 40, pA: 0.05, pB: 0.05, clustered: true, risky: 0.1, heavy: true}
+	def := simDef(t, RuleFixedHorizon, 500, 50)
+	pop := population{users: 720, maxPer: 40, pA: 0.05, pB: 0.05, clustered: true, risky: 0.1, heavy: true}
 	z := zTwoSided(def.Analysis.Alpha)
 	fp, naive := 0, 0
 	for seed := uint64(1); seed <= reps; seed++ {

@@ -24,6 +24,8 @@ func (c *Console) apiRoutes(mux *http.ServeMux) {
 	mux.Handle("POST "+APIPrefix+"/incidents/{id}/actions", c.api(c.apiAct))
 	mux.Handle("POST "+APIPrefix+"/incidents/{id}/comments", c.api(c.apiComment))
 	mux.Handle("GET "+APIPrefix+"/trials/{trial}/report", c.api(c.apiReport))
+	mux.Handle("GET "+APIPrefix+"/trials/{trial}/rules", c.api(c.apiRules))
+	mux.Handle("PUT "+APIPrefix+"/trials/{trial}/rules", c.api(c.apiSetRules))
 	mux.Handle("GET "+APIPrefix+"/audit", c.api(c.apiAudit))
 	mux.Handle("GET "+APIPrefix+"/audit/verify", c.api(c.apiVerify))
 }
@@ -48,7 +50,7 @@ func (c *Console) api(h func(http.ResponseWriter, *http.Request, *principal)) ht
 			apiError(w, http.StatusForbidden, "forbidden", "this account may not use the review API")
 			return
 		}
-		if r.Method == http.MethodPost && (!checkCSRF(p, r.Header.Get(csrfHeader)) || !sameOrigin(r)) {
+		if r.Method != http.MethodGet && (!checkCSRF(p, r.Header.Get(csrfHeader)) || !sameOrigin(r)) {
 			apiError(w, http.StatusForbidden, "csrf", "posts with a session cookie need the session's "+csrfHeader+" header")
 			return
 		}
@@ -288,4 +290,49 @@ func (c *Console) apiVerify(w http.ResponseWriter, r *http.Request, p *principal
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+func (c *Console) apiRules(w http.ResponseWriter, r *http.Request, p *principal) {
+	id := r.PathValue("trial")
+	if !p.user.CanSee(id) {
+		apiError(w, http.StatusForbidden, "forbidden", "you cannot see trial "+id)
+		return
+	}
+	rules, err := c.store.TrialRules(r.Context(), id)
+	if errors.Is(err, incidents.ErrInvalid) {
+		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if err != nil {
+		c.apiInternal(w, "review rules", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"trial": id, "rules": rules})
+}
+
+// apiSetRules replaces a trial's review rules (regulators of the trial, admins):
+// {"rules": {...TrialRules}, "reason": "..."}.
+func (c *Console) apiSetRules(w http.ResponseWriter, r *http.Request, p *principal) {
+	id := r.PathValue("trial")
+	if !p.user.CanSee(id) || !p.user.Can(incidents.PermRules) {
+		apiError(w, http.StatusForbidden, "forbidden", "only the trial's regulator sets its review rules")
+		return
+	}
+	var body struct {
+		Rules  incidents.TrialRules `json:"rules"`
+		Reason string               `json:"reason"`
+	}
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	err := c.store.SetTrialRules(r.Context(), id, body.Rules, p.user.Name, body.Reason)
+	if errors.Is(err, incidents.ErrInvalid) {
+		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if err != nil {
+		c.apiInternal(w, "set review rules", err)
+		return
+	}
+	c.apiRules(w, r, p)
 }

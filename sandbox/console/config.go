@@ -116,6 +116,7 @@ type Store interface {
 	TrialRevision(ctx context.Context, trial string, n int) (incidents.TrialRevision, error)
 	Trials(ctx context.Context) ([]incidents.TrialRevision, error)
 	TrialRules(ctx context.Context, trial string) (incidents.TrialRules, error)
+	SetTrialRules(ctx context.Context, trial string, r incidents.TrialRules, actor, reason string) error
 	RolloutEvidence(ctx context.Context, trial, model string, since time.Time) (*incidents.RolloutEvidence, error)
 	RatePoints(ctx context.Context, trial string, since, until time.Time, bucket time.Duration) ([]incidents.RatePoint, error)
 	VerifyAudit(ctx context.Context) (incidents.AuditVerification, error)

@@ -69,6 +69,12 @@ func TestScopeAndRoleDenials(t *testing.T) {
 		{user: "reg", method: "POST", path: "/api/v1/review/incidents/" + clinic + "/actions", body: `{"kind":"claim"}`, want: 403},
 		// The actor is the signed-in user, never a field of the body.
 		{user: "sam", method: "POST", path: "/api/v1/review/incidents/" + clinic + "/actions", body: `{"kind":"claim","actor":"rita"}`, want: 400},
+		// Review rules: the trial's regulator sets them; a reviewer or another regulator may not.
+		{user: "reg", method: "PUT", path: "/api/v1/review/trials/clinic/rules", body: `{"rules":{"review_target_hours":{"critical":2}},"reason":"faster"}`, want: 200},
+		{user: "reg", method: "PUT", path: "/api/v1/review/trials/bank/rules", body: `{"rules":{}}`, want: 403},
+		{user: "rita", method: "PUT", path: "/api/v1/review/trials/clinic/rules", body: `{"rules":{}}`, want: 403},
+		{user: "reg", method: "PUT", path: "/api/v1/review/trials/clinic/rules", body: `{"rules":{"report_days_serious":30}}`, want: 400},
+		{user: "rita", method: "GET", path: "/api/v1/review/trials/clinic/rules", want: 200},
 		// The admin token is the admin role: everything.
 		{token: true, method: "GET", path: "/api/v1/review/incidents/" + bank, want: 200},
 		{token: true, method: "GET", path: "/api/v1/review/audit", want: 200},
@@ -101,7 +107,7 @@ func TestScopeAndRoleDenials(t *testing.T) {
 		case ck.method == "GET":
 			r = c.get(ck.path)
 		case strings.HasPrefix(ck.path, "/api/"):
-			r = c.doJSON(ck.path, ck.body, csrf[ck.user])
+			r = c.doJSON(ck.method, ck.path, ck.body, csrf[ck.user])
 		default:
 			form, _ := url.ParseQuery(ck.body)
 			form.Set("csrf", csrf[ck.user])
@@ -123,12 +129,15 @@ func TestScopeAndRoleDenials(t *testing.T) {
 	if inc, _ := e.store.Incident(context.Background(), clinic); inc.Status != incidents.StatusInReview {
 		t.Errorf("clinic incident changed: %s", inc.Status)
 	}
+	if rules, _ := e.store.TrialRules(context.Background(), "clinic"); rules.ReviewTargetHours["critical"] != 2 {
+		t.Errorf("clinic rules %+v", rules)
+	}
 }
 
 // doJSON posts a JSON body with the session's CSRF header.
-func (c *client) doJSON(path, body, csrf string) response {
+func (c *client) doJSON(method, path, body, csrf string) response {
 	c.e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, c.e.srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, c.e.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		c.e.t.Fatal(err)
 	}
@@ -156,15 +165,15 @@ func TestReviewAPIFlow(t *testing.T) {
 		t.Fatalf("me: %+v", me)
 	}
 	id := e.bank.ID
-	if r := c.doJSON("/api/v1/review/incidents/"+id+"/actions", `{"kind":"claim"}`, ""); r.status != http.StatusForbidden {
+	if r := c.doJSON(http.MethodPost, "/api/v1/review/incidents/"+id+"/actions", `{"kind":"claim"}`, ""); r.status != http.StatusForbidden {
 		t.Errorf("post without CSRF header: %d", r.status)
 	}
 	for _, body := range []string{`{"kind":"claim"}`, `{"kind":"confirm","severity":"critical","category":"pii","harm":"serious","reason":"IBAN of a real customer"}`} {
-		if r := c.doJSON("/api/v1/review/incidents/"+id+"/actions", body, me.CSRF); r.status != http.StatusOK {
+		if r := c.doJSON(http.MethodPost, "/api/v1/review/incidents/"+id+"/actions", body, me.CSRF); r.status != http.StatusOK {
 			t.Fatalf("%s: %d %s", body, r.status, r.body)
 		}
 	}
-	if r := c.doJSON("/api/v1/review/incidents/"+id+"/actions", `{"kind":"escalate","reason":"x"}`, me.CSRF); r.status != http.StatusConflict {
+	if r := c.doJSON(http.MethodPost, "/api/v1/review/incidents/"+id+"/actions", `{"kind":"escalate","reason":"x"}`, me.CSRF); r.status != http.StatusConflict {
 		t.Errorf("escalate a confirmed incident: %d", r.status)
 	}
 	var got struct {
