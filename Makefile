@@ -50,11 +50,25 @@ profile: ## CPU, heap and allocation profiles of the gateway under load, into bi
 	$(BENCH_DIR)/stagegate-bench profile --stagegate $(BENCH_DIR)/stagegate --dir $(BENCH_DIR)/profiles
 
 FUZZTIME ?= 20s
-fuzz: ## run each fuzz target for FUZZTIME (default 20s)
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChatRequest$$' -fuzztime $(FUZZTIME) ./gateway
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInteraction$$' -fuzztime $(FUZZTIME) ./events
-	$(GO) test -run '^$$' -fuzz '^FuzzSpoolSegment$$' -fuzztime $(FUZZTIME) ./events
-	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./sandbox
+# Every parser of outside input (issue 9): request bodies, upstream event
+# streams, configuration, trial and rollout YAML, the spool, NATS payloads.
+# Seeds: f.Add in each target and testdata/fuzz/<target>/ beside it.
+FUZZ_TARGETS = \
+	./gateway:FuzzDecodeChatRequest ./gateway:FuzzStreamRelay ./gateway:FuzzDecodeCompletion ./gateway:FuzzUpstreamBody \
+	./events:FuzzDecodeInteraction ./events:FuzzDecodeFinding ./events:FuzzSpoolSegment \
+	./sandbox:FuzzParseConfig ./policies/trial:FuzzParse \
+	./deploy:FuzzParseSpec ./deploy:FuzzDecodeState ./deploy:FuzzDecodeModel
+fuzz: ## run each fuzz target for FUZZTIME (default 20s; 12 targets, about 4 min)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name ($$pkg)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+CHAOS_ARGS ?=
+.PHONY: chaos
+chaos: build ## fault run (~5 min, loopback only): NATS outage, SIGKILLs, candidate faults under 200 req/s; writes CHAOS.md
+	$(GO) test -tags chaos -run '^TestChaos$$' -count=1 -timeout 15m -v ./sandbox/chaos \
+	  -args -chaos.bin=$(CURDIR)/$(BIN) -chaos.report=$(CURDIR)/CHAOS.md $(CHAOS_ARGS)
 
 .PHONY: screenshots
 screenshots: ## run the console's browser test in Chromium and save its pages under testdata/screenshots/ (for the README)

@@ -40,6 +40,8 @@ const (
 	MaxLeaseTTL = 5 * time.Minute
 	// leaseOpTimeout bounds one bucket call (at most the renew interval).
 	leaseOpTimeout = 2 * time.Second
+	// leaseOpenTimeout bounds binding the bucket at Start, retries included.
+	leaseOpenTimeout = time.Minute
 	// maxHolderLen bounds a holder id.
 	maxHolderLen = 200
 )
@@ -202,6 +204,29 @@ func openLeaders(ctx context.Context, js jetstream.JetStream, ttl time.Duration,
 	return kv, st.TTL(), nil
 }
 
+// openPatiently binds (or creates) the bucket, retrying for up to
+// leaseOpenTimeout: controllers starting together on a new cluster create it
+// at once, and JetStream may leave some of those creates unanswered.
+func (l *Lease) openPatiently(ctx context.Context) (jetstream.KeyValue, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, leaseOpenTimeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, leaseOpTimeout)
+		kv, ttl, err := openLeaders(actx, l.dep.JS, l.cfg.TTL, l.cfg.Replicas)
+		acancel()
+		if err == nil {
+			return kv, ttl, nil
+		}
+		t := time.NewTimer(leaseOpTimeout / 8)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, fmt.Errorf("%w (gave up after %s)", err, leaseOpenTimeout)
+		case <-t.C:
+		}
+	}
+}
+
 // Start binds the bucket and runs the election until Stop. It returns before
 // the first attempt; Leader reports the outcome.
 func (l *Lease) Start(ctx context.Context) error {
@@ -210,7 +235,7 @@ func (l *Lease) Start(ctx context.Context) error {
 	if l.done != nil {
 		return errors.New("lease already started")
 	}
-	kv, ttl, err := openLeaders(ctx, l.dep.JS, l.cfg.TTL, l.cfg.Replicas)
+	kv, ttl, err := l.openPatiently(ctx)
 	if err != nil {
 		return err
 	}

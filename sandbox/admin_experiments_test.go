@@ -14,8 +14,8 @@ import (
 	"github.com/stagegate/stagegate/internal/testutil"
 )
 
-// adminDo sends a request with the demo admin token and decodes the JSON answer.
-func adminDo(t *testing.T, sb *Sandbox, method, path string, body any) (int, map[string]any) {
+// experimentAdmin sends a request with the demo admin token and decodes the JSON answer.
+func experimentAdmin(t *testing.T, sb *Sandbox, method, path string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -78,27 +78,27 @@ func TestAdminExperiments(t *testing.T) {
 
 	// Invalid: every problem with its line and field.
 	bad := strings.Replace(strings.Replace(def, "minimum_sample: 2000", "minimum_sample: 0", 1), "hypothesis:", "colour: red\nhypothesis:", 1)
-	status, body := adminDo(t, sb, http.MethodPost, "/api/v1/experiments", map[string]any{"definition": bad, "file": "notice.yaml"})
+	status, body := experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments", map[string]any{"definition": bad, "file": "notice.yaml"})
 	if status != http.StatusBadRequest || body["error"].(map[string]any)["code"] != "invalid_experiment" {
 		t.Fatalf("invalid: %d %v", status, body)
 	}
-	if ps := mustJSON(t, body["error"].(map[string]any)["problems"]); !strings.Contains(ps, `"line":7,"field":"colour"`) {
+	if ps := mustJSON(t, body["error"].(map[string]any)["problems"]); !strings.Contains(ps, `"field":"colour","file":"notice.yaml","line":7`) || !strings.Contains(ps, `"field":"minimum_sample","file":"notice.yaml","line":35`) {
 		t.Errorf("problems %s", ps)
 	}
 	// A trial that does not run experiments.
-	status, _ = adminDo(t, sb, http.MethodPost, "/api/v1/experiments", map[string]any{"definition": strings.Replace(def, "trial: demo", "trial: other", 1)})
+	status, _ = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments", map[string]any{"definition": strings.Replace(def, "trial: demo", "trial: other", 1)})
 	if status != http.StatusNotFound {
 		t.Errorf("unknown trial: %d", status)
 	}
-	status, body = adminDo(t, sb, http.MethodPost, "/api/v1/experiments", map[string]any{"definition": def, "dry_run": true})
+	status, body = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments", map[string]any{"definition": def, "dry_run": true})
 	if status != http.StatusOK || body["dry_run"] != true || len(body["variants"].([]any)) != 1 {
 		t.Fatalf("dry run: %d %v", status, body)
 	}
-	status, body = adminDo(t, sb, http.MethodPost, "/api/v1/experiments", map[string]any{"definition": def, "actor": "alice@dha"})
+	status, body = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments", map[string]any{"definition": def, "actor": "alice@dha"})
 	if status != http.StatusOK || body["created"] != true {
 		t.Fatalf("apply: %d %v", status, body)
 	}
-	status, body = adminDo(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/start", map[string]any{"actor": "alice@dha", "reason": "board approval 12"})
+	status, body = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/start", map[string]any{"actor": "alice@dha", "reason": "board approval 12"})
 	if status != http.StatusOK || body["experiment"].(map[string]any)["status"] != "running" {
 		t.Fatalf("start: %d %v", status, body)
 	}
@@ -133,7 +133,7 @@ func TestAdminExperiments(t *testing.T) {
 		}
 		return true
 	})
-	status, body = adminDo(t, sb, http.MethodGet, "/api/v1/experiments/disclosure-notice/report", nil)
+	status, body = experimentAdmin(t, sb, http.MethodGet, "/api/v1/experiments/disclosure-notice/report", nil)
 	if status != http.StatusOK {
 		t.Fatalf("report: %d %v", status, body)
 	}
@@ -144,13 +144,13 @@ func TestAdminExperiments(t *testing.T) {
 		t.Errorf("report %s", mustJSON(t, rep))
 	}
 	// Stop needs a reason; conclude needs a stop.
-	if status, _ = adminDo(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/conclude", map[string]any{}); status != http.StatusConflict {
+	if status, _ = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/conclude", map[string]any{}); status != http.StatusConflict {
 		t.Errorf("conclude while running: %d", status)
 	}
-	if status, _ = adminDo(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/stop", map[string]any{"actor": "alice"}); status != http.StatusBadRequest {
+	if status, _ = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/stop", map[string]any{"actor": "alice"}); status != http.StatusBadRequest {
 		t.Errorf("stop without a reason: %d", status)
 	}
-	status, _ = adminDo(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/stop", map[string]any{"actor": "alice", "reason": "enough for a pilot"})
+	status, _ = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/stop", map[string]any{"actor": "alice", "reason": "enough for a pilot"})
 	if status != http.StatusOK {
 		t.Fatalf("stop: %d", status)
 	}
@@ -162,21 +162,21 @@ func TestAdminExperiments(t *testing.T) {
 			t.Errorf("notice after the stop: %q", answer)
 		}
 	}
-	status, body = adminDo(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/conclude", map[string]any{"actor": "alice", "reason": "read it"})
+	status, body = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/conclude", map[string]any{"actor": "alice", "reason": "read it"})
 	if status != http.StatusOK || body["experiment"].(map[string]any)["status"] != "concluded" || body["report"] == nil {
 		t.Fatalf("conclude: %d %v", status, body)
 	}
-	status, body = adminDo(t, sb, http.MethodGet, "/api/v1/experiments/disclosure-notice", nil)
+	status, body = experimentAdmin(t, sb, http.MethodGet, "/api/v1/experiments/disclosure-notice", nil)
 	if status != http.StatusOK || len(body["transitions"].([]any)) != 3 || body["definition"] == nil {
 		t.Errorf("get: %d %v", status, body)
 	}
-	if status, body = adminDo(t, sb, http.MethodGet, "/api/v1/experiments?trial=demo", nil); status != http.StatusOK || body["count"].(float64) != 1 {
+	if status, body = experimentAdmin(t, sb, http.MethodGet, "/api/v1/experiments?trial=demo", nil); status != http.StatusOK || body["count"].(float64) != 1 {
 		t.Errorf("list: %d %v", status, body)
 	}
-	if status, _ = adminDo(t, sb, http.MethodGet, "/api/v1/experiments/nope", nil); status != http.StatusNotFound {
+	if status, _ = experimentAdmin(t, sb, http.MethodGet, "/api/v1/experiments/nope", nil); status != http.StatusNotFound {
 		t.Errorf("unknown experiment: %d", status)
 	}
-	if status, _ = adminDo(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/explode", map[string]any{}); status != http.StatusNotFound {
+	if status, _ = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/explode", map[string]any{}); status != http.StatusNotFound {
 		t.Errorf("unknown action: %d", status)
 	}
 }

@@ -179,7 +179,7 @@ func (m *Monitor) Start(ctx context.Context) (err error) {
 	if err := m.ensureStreams(ctx, js); err != nil {
 		return err
 	}
-	sb := &Sandbox{cfg: Config{DB: m.cfg.DBPath, Monitors: MonitorsConfig{Workers: m.cfg.Workers}}, log: m.log, clk: m.clk, js: js}
+	sb := &Sandbox{cfg: Config{DB: m.cfg.DBPath, Monitors: MonitorsConfig{Workers: m.cfg.Workers}}, log: m.log, clk: m.clk, js: js, env: os.Getenv}
 	if m.store, err = sb.openStore(ctx); err != nil {
 		return fmt.Errorf("incident store: %w", err)
 	}
@@ -230,6 +230,9 @@ func (m *Monitor) stopLocked(ctx context.Context) error {
 	var errs []error
 	if m.sb != nil && m.sb.runner != nil {
 		errs = append(errs, m.sb.runner.Stop(ctx))
+	}
+	if m.sb != nil && m.sb.ingester != nil {
+		errs = append(errs, m.sb.ingester.Stop(ctx))
 	}
 	m.sb = nil
 	if m.nc != nil {

@@ -67,7 +67,7 @@ func ensureStreamsPatiently(ctx context.Context, js jetstream.JetStream, o event
 	defer wait.Stop()
 	for {
 		actx, acancel := context.WithTimeout(ctx, monitorAttemptTimeout)
-		err := events.EnsureStreams(actx, js, o)
+		err := ensureShared(actx, js, o) // roles.go
 		acancel()
 		if err == nil {
 			return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stagegate/stagegate/deploy"
 	"github.com/stagegate/stagegate/events"
@@ -213,6 +214,19 @@ func (s *Sandbox) startRolloutControl(ctx context.Context) error {
 	}
 	s.rollouts.ctrl = ctrl
 	return nil
+}
+
+// ensureShared creates or updates the streams and the MODELS bucket on an
+// external NATS. Processes starting together on a new cluster all try to
+// create them at once, and JetStream may leave some of those concurrent
+// creates unanswered; the caller retries, and once they exist every call is an
+// idempotent update.
+func ensureShared(ctx context.Context, js jetstream.JetStream, o events.StreamOptions) error {
+	if err := events.EnsureStreams(ctx, js, o); err != nil {
+		return err
+	}
+	_, err := deploy.OpenModels(ctx, js, o.Replicas, nil)
+	return err
 }
 
 // storeTarget is the incident store: db, else the SQLite file in the data dir.

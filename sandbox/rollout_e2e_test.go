@@ -17,8 +17,6 @@ import (
 	"github.com/stagegate/stagegate/gateway"
 	"github.com/stagegate/stagegate/internal/clock"
 	"github.com/stagegate/stagegate/internal/testutil"
-	"github.com/stagegate/stagegate/monitors"
-	"github.com/stagegate/stagegate/monitors/unsafe"
 )
 
 // The staff key's users are in cohort "staff"; the demo pilot key's in "pilot".
@@ -33,9 +31,7 @@ type rolloutOptions struct {
 	natsListen string      // expose the embedded NATS (for a second gateway)
 }
 
-// startRolloutSandbox runs the demo sandbox with a second key (cohort staff) and
-// an extra monitor runner with the unsafe-advice detector, so [sim:unsafe]
-// answers become incidents too (the embedded runner runs the pii detector).
+// startRolloutSandbox runs the demo sandbox with a second key (cohort staff).
 func startRolloutSandbox(t *testing.T, o rolloutOptions) *Sandbox {
 	t.Helper()
 	cfg := Demo()
@@ -52,20 +48,6 @@ func startRolloutSandbox(t *testing.T, o rolloutOptions) *Sandbox {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sb.Stop(context.Background()) })
-	det, err := unsafe.New(unsafe.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := monitors.New(monitors.Config{Durable: "rollout-test-unsafe", MaxDeliver: -1}, monitors.Deps{
-		JS: sb.js, Store: sb.store, Detectors: []monitors.Detector{det}, Clock: sb.clk,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Stop(context.Background()) }) // runs before the sandbox stops
 	return sb
 }
 

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,104 +10,37 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/stagegate/stagegate/deploy"
-	"github.com/stagegate/stagegate/events"
-	"github.com/stagegate/stagegate/gateway"
 	"github.com/stagegate/stagegate/internal/testutil"
-	"github.com/stagegate/stagegate/policies"
 )
 
-// secondGateway is another gateway instance, as a second `stagegate up` would run
-// it against a shared NATS: its own connection over TCP, its own assigner kept
-// current by its own rollout watcher, its own publisher, the same keys, models,
-// policy and pseudonymisation secret.
-type secondGateway struct {
-	gw       *gateway.Gateway
-	assigner *deploy.Assigner
-}
-
-func startSecondGateway(t *testing.T, sb *Sandbox) *secondGateway {
+// startSecondSandbox runs another sandbox the way a second `stagegate up` runs on
+// a shared NATS: nats.url points at the first one's server, the pseudonymisation
+// secret is shared (so a user is the same user on both gateways), its own data
+// dir, and no monitors (the first sandbox's monitors review the traffic of both).
+func startSecondSandbox(t *testing.T, first *Sandbox) *Sandbox {
 	t.Helper()
-	ctx := context.Background()
-	url := sb.NATSURL()
+	url := first.NATSURL()
 	if url == "" {
 		t.Fatal("the first sandbox does not expose its NATS")
 	}
-	nc, err := nats.Connect(url)
+	cfg := Demo()
+	cfg.DataDir = t.TempDir()
+	cfg.Gateway.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gateway.UpstreamTimeout = 2 * time.Second
+	cfg.NATS.URL = url
+	cfg.SecretFile = first.secretPath()
+	cfg.Monitors.Disabled = true
+	cfg.Keys = first.cfg.Keys
+	sb, err := New(cfg, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
+	if err := sb.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	tc := sb.cfg.Trials[0]
-	assigner, err := deploy.NewAssigner([]deploy.Plan{{Trial: tc.ID, Candidate: tc.Candidate, Baseline: tc.Baseline, Stage: tc.Stage,
-		CandidateWeight: int(tc.CandidatePercent * deploy.WeightScale / 100)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := deploy.NewWatcher(deploy.WatcherDeps{JS: js, Assigner: assigner})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Stop(context.Background()) })
-	pub, err := events.NewPublisher(events.PublisherConfig{Spool: events.SpoolConfig{Dir: t.TempDir()}}, events.PublisherDeps{JS: js})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pub.Stop(context.Background()) })
-	pfs, err := policyFS(tc.Policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := policies.New(ctx, policies.Config{FS: pfs, Query: tc.Query})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext, err := policies.NewExtractor(policies.Topics(tc.Topics))
-	if err != nil {
-		t.Fatal(err)
-	}
-	byHash := map[string]gateway.Principal{}
-	for _, k := range sb.cfg.Keys {
-		byHash[k.SHA256] = gateway.Principal{KeyID: k.Name, Trial: k.Trial, Tenant: k.Tenant, Cohort: k.Cohort}
-	}
-	keys, err := gateway.NewKeys(byHash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ups := map[string]*gateway.Upstream{}
-	for i, sc := range sb.cfg.Simulators {
-		ups[sc.Name] = &gateway.Upstream{Name: sc.Name, BaseURL: sb.sims[i].URL()}
-	}
-	secret, err := loadSecret(filepath.Join(sb.cfg.DataDir, "secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Config{Addr: "127.0.0.1:0", UpstreamTimeout: 2 * time.Second}, gateway.Deps{
-		Keys: keys, Upstreams: ups, Assigner: assignerAdapter{assigner}, Publisher: pub, Pseudonymize: pseudonymizer(secret),
-		Trials: map[string]*gateway.Trial{tc.ID: {ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Fallback: tc.Fallback,
-			Decider: eng, Extractor: ext}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Stop(context.Background()) })
-	return &secondGateway{gw: gw, assigner: assigner}
+	t.Cleanup(func() { _ = sb.Stop(context.Background()) })
+	return sb
 }
 
 // shot is one request of the load: which gateway, when it started, who served it.
@@ -119,14 +51,14 @@ type shot struct {
 	model   string
 }
 
-// TestKillSwitchAcrossTwoGateways: while two gateway instances sharing one NATS
-// serve a 50% canary, a reviewer confirms a critical incident of the candidate;
-// every request started more than one second later, on either gateway, is
-// served by the baseline.
+// TestKillSwitchAcrossTwoGateways: while two sandboxes sharing one NATS serve a
+// 50% canary, a reviewer confirms a critical incident of the candidate; every
+// request started more than one second later, on either gateway, is served by
+// the baseline.
 func TestKillSwitchAcrossTwoGateways(t *testing.T) {
 	sb := startRolloutSandbox(t, rolloutOptions{natsListen: "127.0.0.1:0"})
-	second := startSecondGateway(t, sb)
-	addrs := []string{sb.GatewayAddr(), second.gw.Addr()}
+	second := startSecondSandbox(t, sb)
+	addrs := []string{sb.GatewayAddr(), second.GatewayAddr()}
 
 	plan := "trial: demo\ncandidate: demo-candidate\nbaseline: demo-baseline\nsteps:\n  - canary: {weight: 50}\n  - pause:\n"
 	if code := rolloutPost(t, sb, "/api/v1/rollouts", map[string]string{"plan": plan, "actor": "acme-ops"}, nil); code != http.StatusOK {
@@ -137,6 +69,12 @@ func TestKillSwitchAcrossTwoGateways(t *testing.T) {
 		p2, _ := second.assigner.Plan(DemoTrial)
 		return p1.Stage == deploy.StageCanary && p2.Stage == deploy.StageCanary && p1.Equal(p2)
 	})
+	for i := range 20 { // one secret, one split: a user gets the same model on both
+		u := "both-" + strconv.Itoa(i)
+		if a, b := chatVia(t, addrs[0], DemoPilotKey, u, "hi", false), chatVia(t, addrs[1], DemoPilotKey, u, "hi", false); a.Model != b.Model || a.Status != http.StatusOK {
+			t.Fatalf("user %s: %s (HTTP %d) on the first gateway, %s on the second", u, a.Model, a.Status, b.Model)
+		}
+	}
 
 	// A candidate user's answer leaks PII through the second gateway.
 	var leaker string

@@ -177,3 +177,46 @@ func TestShadowCandidateNeverTouchesTheUser(t *testing.T) {
 		t.Fatalf("the incident's interaction %+v", in)
 	}
 }
+
+// TestPlanDecidesPerRequestFallback: a candidate's failure is answered by the
+// baseline and recorded as a fallback, unless the plan sets
+// fallback_to_baseline: false (the configured trial's fallback notwithstanding).
+func TestPlanDecidesPerRequestFallback(t *testing.T) {
+	sb := startRolloutSandbox(t, rolloutOptions{})
+	cand := newDirectiveProxy(t, sb.sims[0].URL())
+	body := map[string]any{"name": "acme-flaky", "base_url": cand.srv.URL + "/v1", "upstream_model": DemoCandidate, "actor": "acme-ops"}
+	if code := rolloutPost(t, sb, "/api/v1/models", body, nil); code != http.StatusOK {
+		t.Fatalf("add model: HTTP %d", code)
+	}
+	cand.set("[sim:error=500]")
+	for _, tc := range []struct {
+		fallback string
+		status   int
+		model    string
+	}{
+		{"", http.StatusOK, DemoBaseline},
+		{"fallback_to_baseline: false\n", http.StatusBadGateway, "acme-flaky"},
+	} {
+		plan := "trial: demo\ncandidate: acme-flaky\nbaseline: demo-baseline\n" + tc.fallback + "steps:\n  - canary: {weight: 100}\n  - pause:\n"
+		if code := rolloutPost(t, sb, "/api/v1/rollouts", map[string]string{"plan": plan, "actor": "acme-ops"}, nil); code != http.StatusOK {
+			t.Fatalf("apply: HTTP %d", code)
+		}
+		want := tc.fallback == ""
+		testutil.WaitFor(t, time.Second, "the gateway follows the plan", func() bool {
+			p, _ := sb.assigner.Plan(DemoTrial)
+			return p.Candidate == "acme-flaky" && p.Fallback == want
+		})
+		before := sb.gw.Stats().Fallbacks
+		s := chatVia(t, sb.GatewayAddr(), DemoPilotKey, "fred", "hello", false)
+		if s.Status != tc.status || s.Model != tc.model {
+			t.Fatalf("%q: HTTP %d from %s, want %d from %s", tc.fallback, s.Status, s.Model, tc.status, tc.model)
+		}
+		in := storedInteraction(t, sb, s.Interaction)
+		if want && (in.FallbackFrom != "acme-flaky" || in.Model != DemoBaseline || sb.gw.Stats().Fallbacks != before+1) {
+			t.Fatalf("the fallback is not recorded apart: %+v, %d fallbacks", in, sb.gw.Stats().Fallbacks-before)
+		}
+		if !want && (in.FallbackFrom != "" || in.Status != events.StatusUpstreamError) {
+			t.Fatalf("without fallback: %+v", in)
+		}
+	}
+}

@@ -242,13 +242,15 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 		if err != nil {
 			return fmt.Errorf("trial %s topics: %w", tc.ID, err)
 		}
-		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode, Fallback: tc.Fallback,
+		// Per-request fallback travels with the plan (Assignment.Fallback), so a
+		// rollout's fallback_to_baseline replaces the configured one.
+		trials[tc.ID] = &gateway.Trial{ID: tc.ID, LogicalModel: tc.LogicalModel, FailMode: tc.FailMode,
 			Decider: dec, Extractor: ext, Start: tc.Start, End: tc.End, ContentAccess: tc.ContentAccess,
 			Caps:   gateway.Caps{RequestsPerUserPerDay: tc.Caps.RequestsPerUserPerDay, ConcurrentStreams: tc.Caps.ConcurrentStreams, TokensPerRequest: tc.Caps.TokensPerRequest},
 			Limits: tc.Limits.gateway()}
 		plans = append(plans, deploy.Plan{
 			Trial: tc.ID, Candidate: tc.Candidate, Baseline: tc.Baseline, Stage: tc.Stage,
-			CandidateWeight: int(tc.CandidatePercent * deploy.WeightScale / 100),
+			CandidateWeight: int(tc.CandidatePercent * deploy.WeightScale / 100), Fallback: tc.Fallback,
 		})
 		s.log.Info("trial loaded", "trial", tc.ID, "policy", tc.Policy, "revision", eng.Status().Revision)
 	}

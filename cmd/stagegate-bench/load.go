@@ -23,14 +23,23 @@ type target struct {
 	client     *http.Client
 }
 
+// maxClientConns bounds the load generator's connections to one server, as a
+// client's pool would: when answers slow down, an open loop queues at the client
+// (and that wait counts, from the scheduled send time) instead of opening
+// thousands of connections whose buffers would then dominate the server's memory.
+// 1024 covers the 1 s answer loads (500 in flight).
+const maxClientConns = 1024
+
 // newClient is the load generator's HTTP client: keep-alive connections for
-// every concurrent request, no compression (as OpenAI SDKs on loopback).
+// every concurrent request up to maxClientConns, no compression (as OpenAI SDKs
+// on loopback).
 func newClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: 8192,
+		MaxConnsPerHost:     maxClientConns,
+		MaxIdleConnsPerHost: maxClientConns,
 		IdleConnTimeout:     120 * time.Second,
 		DisableCompression:  true,
 	}}

@@ -74,7 +74,7 @@ type roleFlags struct {
 // addRoleFlags defines the flags of role on fs.
 func addRoleFlags(fs *flag.FlagSet, role string) *roleFlags {
 	f := &roleFlags{}
-	fs.StringVar(&f.config, "config", "", "YAML configuration file, the one `up` takes (see examples/stagegate.yaml); without it the demo trial")
+	fs.StringVar(&f.config, "config", "", "YAML configuration file, the one stagegate up takes (see examples/stagegate.yaml); without it the demo trial")
 	fs.StringVar(&f.nats, "nats", "", "NATS server URLs, comma-separated (nats://, tls://); overrides nats.url")
 	fs.StringVar(&f.creds, "nats-creds", "", "NATS credentials file (user JWT and NKey seed)")
 	fs.StringVar(&f.ca, "nats-ca", "", "PEM file of the CA that signed the NATS servers' certificates")

@@ -395,17 +395,30 @@ func Parse(name string, src []byte) (*Definition, error) {
 		return fail(Problem{Line: root.Line, Message: "an experiment definition is a YAML mapping"})
 	}
 	var d Definition
+	var ps []Problem
 	strict := yaml.NewDecoder(bytes.NewReader(src))
 	strict.KnownFields(true)
 	if err := strict.Decode(&d); err != nil {
-		return fail(yamlProblems(err)...)
+		// Unknown fields and wrong types: yaml.v3 decodes the rest, so the
+		// rules are checked too and every problem is reported at once.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return fail(yamlProblems(err)...)
+		}
+		ps = yamlProblems(err)
 	}
 	lines := map[string]int{}
 	indexLines(root.Content[0], "", lines, 0)
 	d = d.WithDefaults()
-	var ps []Problem
+	reported := map[int]bool{}
+	for _, p := range ps {
+		reported[p.Line] = true
+	}
 	for _, p := range d.check() {
-		ps = append(ps, Problem{Line: lineOf(lines, p.path, root.Content[0].Line), Field: p.path, Message: p.msg})
+		line := lineOf(lines, p.path, root.Content[0].Line)
+		if !reported[line] { // a value already reported as the wrong type
+			ps = append(ps, Problem{Line: line, Field: p.path, Message: p.msg})
+		}
 	}
 	if len(ps) > 0 {
 		return fail(ps...)

@@ -74,6 +74,9 @@ type observations struct {
 	LoaderSkipped             uint64
 }
 
+// breakerRecovery outlasts the breaker's default cooldown (10 s) at any scale.
+const breakerRecovery = 12 * time.Second
+
 func scaled(d time.Duration) time.Duration { return time.Duration(float64(d) * *flagScale) }
 
 func (r *run) since() time.Duration { return time.Since(r.start).Round(10 * time.Millisecond) }
@@ -238,13 +241,16 @@ func (r *run) schedule(ctx context.Context) {
 		p.note("replayed by the new process so far: %.0f", r.obs.ReplayedAfterRestart)
 	}
 
+	// The breaker stays open 10 s (its default cooldown) after a fault phase:
+	// a healthy period after each lets the next fault meet a closed circuit.
 	for _, c := range []struct {
 		mode       int32
 		name, what string
+		recover    bool
 	}{
-		{mode500, "candidate-500", "the candidate answers every call with 500"},
-		{modeHang, "candidate-hang", "the candidate accepts calls and never answers (model timeout 2 s)"},
-		{modeCut, "candidate-cut", "the candidate cuts every stream after its first chunk"},
+		{modeCut, "candidate-cut", "the candidate cuts every stream after its first chunk", false},
+		{mode500, "candidate-500", "the candidate answers every call with 500", true},
+		{modeHang, "candidate-hang", "the candidate accepts calls and never answers (model timeout 2 s)", false},
 	} {
 		before, _ := metrics(r.admin + "/metrics")
 		r.cand.mode.Store(c.mode)
@@ -257,9 +263,13 @@ func (r *run) schedule(ctx context.Context) {
 		after, _ := metrics(r.admin + "/metrics")
 		r.obs.FallbacksDuring[c.name] = after["stagegate_gateway_fallbacks_total"] - before["stagegate_gateway_fallbacks_total"]
 		p.note("circuit breaker of the candidate seen open: %v; fallbacks to the baseline: %.0f", r.obs.CircuitOpenSeen[c.name], r.obs.FallbacksDuring[c.name])
+		if c.recover {
+			r.cand.mode.Store(modeOK)
+			r.phase(ctx, c.name+"-recovered", "the candidate healthy: after the breaker's cooldown its probe closes it", breakerRecovery, nil)
+		}
 	}
 	r.cand.mode.Store(modeOK)
-	r.phase(ctx, "recovered", "the candidate healthy again: the breaker's probe closes it", scaled(12*time.Second), nil)
+	r.phase(ctx, "recovered", "the candidate healthy again: the breaker's probe closes it", breakerRecovery, nil)
 	r.obs.CandidateCalls = map[string]uint64{}
 	for m, name := range modeNames {
 		r.obs.CandidateCalls[name] = r.cand.calls[m].Load()

@@ -92,8 +92,8 @@ func (l *loader) run(ctx context.Context) {
 
 // one sends request n: one in ten asks for an answer with personal data, one
 // in four streams; 300 users, half of them on the candidate.
-func (l *loader) one(n uint64, phase string) result {
-	r := result{phase: phase, user: fmt.Sprintf("chaos-user-%03d", n%300), pii: n%10 == 3, stream: n%4 == 1}
+func (l *loader) one(n uint64, phase string) (r result) {
+	r = result{phase: phase, user: fmt.Sprintf("chaos-user-%03d", n%300), pii: n%10 == 3, stream: n%4 == 1}
 	content := fmt.Sprintf("Request %d: what are the opening hours of the library?", n)
 	if r.pii {
 		content = fmt.Sprintf("[sim:pii] Request %d: who is on call tonight?", n)
