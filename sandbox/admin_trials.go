@@ -128,7 +128,9 @@ func (a *adminServer) applyTrial(w http.ResponseWriter, r *http.Request) {
 	rev.Source = ""
 	resp["revision"], resp["created"] = rev, created
 	if created {
-		a.log.Info("trial applied", "trial", t.ID, "revision", rev.Revision, "actor", req.Actor, "policy_revision", check["revision"])
+		a.log.Info("trial applied", "kind", LogKindAudit, "trial", t.ID, "revision", rev.Revision, "actor", req.Actor, "policy_revision", check["revision"])
+		a.audit(r.Context(), incidents.AuditRecord{Actor: req.Actor, Action: "trial.apply", Object: "trial:" + t.ID, Trial: t.ID,
+			Detail: map[string]any{"revision": rev.Revision, "policy_revision": check["revision"]}})
 	}
 	// 200 whether or not a revision was created ("created" says which), as
 	// the other apply endpoints answer.

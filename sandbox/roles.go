@@ -17,6 +17,7 @@ import (
 	"github.com/stagegate/stagegate/deploy"
 	"github.com/stagegate/stagegate/events"
 	"github.com/stagegate/stagegate/incidents"
+	"github.com/stagegate/stagegate/policies/experiment"
 )
 
 // Scale-out runs more processes of the same binary on existing engines: a NATS
@@ -216,8 +217,8 @@ func (s *Sandbox) startRolloutControl(ctx context.Context) error {
 	return nil
 }
 
-// ensureShared creates or updates the streams and the MODELS bucket on an
-// external NATS. Processes starting together on a new cluster all try to
+// ensureShared creates or updates the streams and the MODELS and EXPERIMENTS
+// buckets on an external NATS. Processes starting together on a new cluster all try to
 // create them at once, and JetStream may leave some of those concurrent
 // creates unanswered; the caller retries, and once they exist every call is an
 // idempotent update.
@@ -225,7 +226,10 @@ func ensureShared(ctx context.Context, js jetstream.JetStream, o events.StreamOp
 	if err := events.EnsureStreams(ctx, js, o); err != nil {
 		return err
 	}
-	_, err := deploy.OpenModels(ctx, js, o.Replicas, nil)
+	if _, err := deploy.OpenModels(ctx, js, o.Replicas, nil); err != nil {
+		return err
+	}
+	_, err := experiment.EnsureBucket(ctx, js, o.Replicas)
 	return err
 }
 

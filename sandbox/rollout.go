@@ -177,7 +177,9 @@ func (a *adminServer) applyRollout(w http.ResponseWriter, r *http.Request) {
 		a.rolloutError(w, "apply rollout", err)
 		return
 	}
-	a.log.Info("rollout applied", "trial", spec.Trial, "actor", req.Actor, "generation", st.Generation)
+	a.log.Info("rollout applied", "kind", LogKindRollout, "trial", spec.Trial, "actor", req.Actor, "generation", st.Generation)
+	a.audit(r.Context(), incidents.AuditRecord{Actor: req.Actor, Action: "rollout.apply", Object: "rollout:" + spec.Trial, Trial: spec.Trial, Reason: req.Reason,
+		Detail: map[string]any{"generation": st.Generation}})
 	writeJSON(w, http.StatusOK, map[string]any{"rollout": st})
 }
 
@@ -278,7 +280,9 @@ func (a *adminServer) rolloutAction(w http.ResponseWriter, r *http.Request) {
 		a.rolloutError(w, "rollout "+action, err)
 		return
 	}
-	a.log.Info("rollout "+action, "trial", trial, "actor", req.Actor, "reason", req.Reason, "status", st.Status)
+	a.log.Info("rollout "+action, "kind", LogKindRollout, "trial", trial, "actor", req.Actor, "reason", req.Reason, "status", st.Status)
+	a.audit(r.Context(), incidents.AuditRecord{Actor: req.Actor, Action: "rollout." + action, Object: "rollout:" + trial, Trial: trial, Reason: req.Reason,
+		Detail: map[string]any{"status": st.Status}})
 	writeJSON(w, http.StatusOK, map[string]any{"rollout": st})
 }
 
@@ -366,7 +370,9 @@ func (a *adminServer) addModel(w http.ResponseWriter, r *http.Request) {
 		a.rolloutError(w, "register model", err)
 		return
 	}
-	a.log.Info("model registered", "model", m.Name, "base_url", m.BaseURL, "actor", req.Actor)
+	a.log.Info("model registered", "kind", LogKindRollout, "model", m.Name, "base_url", m.BaseURL, "actor", req.Actor)
+	a.audit(r.Context(), incidents.AuditRecord{Actor: req.Actor, Action: "model.add", Object: "model:" + m.Name,
+		Detail: map[string]any{"base_url": m.BaseURL}})
 	writeJSON(w, http.StatusOK, map[string]any{"model": stored, "check": report, "registered": true})
 }
 

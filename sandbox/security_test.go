@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -78,6 +79,14 @@ func TestAPIKeysCreatedThroughTheAdminAPIWorkAtOnce(t *testing.T) {
 	if !strings.HasPrefix(created.Key, APIKeyPrefix) || len(created.Key) != len(APIKeyPrefix)+32 ||
 		!strings.HasPrefix(created.Key, created.APIKey.Prefix) || !strings.Contains(created.Notice, "only once") {
 		t.Fatalf("created %+v", created)
+	}
+	// The change is in the hash-chained audit log, and the chain verifies.
+	entries, err := sb.store.AuditEntries(context.Background(), incidents.AuditFilter{ActionPrefix: "key."})
+	if err != nil || len(entries) != 1 || entries[0].Object != "key:"+created.APIKey.ID || strings.Contains(fmt.Sprint(entries[0]), created.Key) {
+		t.Fatalf("audit entries %+v %v", entries, err)
+	}
+	if v, err := sb.store.VerifyAudit(context.Background()); err != nil || !v.OK {
+		t.Fatalf("audit chain %+v %v", v, err)
 	}
 	// Usable at once, no restart.
 	if st := chatAs(t, sb.GatewayAddr(), created.Key, "ann", "hello"); st != http.StatusOK {

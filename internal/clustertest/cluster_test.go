@@ -154,9 +154,23 @@ func TestCluster(t *testing.T) {
 	if code, body := post(t, consoleAdmin, "/api/v1/rollouts", map[string]string{"plan": plan, "actor": "cluster-test"}); code != http.StatusOK {
 		t.Fatalf("apply rollout: HTTP %d %s", code, body)
 	}
+	// Every request is recorded: its interaction must reach the store.
+	var (
+		mu    sync.Mutex
+		shots []shot
+	)
+	record := func(s shot) {
+		mu.Lock()
+		shots = append(shots, s)
+		mu.Unlock()
+	}
 	testutil.WaitFor(t, 10*time.Second, "both gateways serve the canary", func() bool {
 		for _, a := range gwAddrs {
-			if s := chat(a, "probe", "hello"); s.status != http.StatusOK || s.model == "" {
+			s := chat(a, "probe", "hello")
+			if s.status != -1 {
+				record(s)
+			}
+			if s.status != http.StatusOK || s.model == "" {
 				return false
 			}
 		}
@@ -164,17 +178,8 @@ func TestCluster(t *testing.T) {
 	})
 
 	// Load through both gateways; kill a NATS node, a monitor and the leader.
-	var (
-		mu    sync.Mutex
-		shots []shot
-		wg    sync.WaitGroup
-	)
 	ctx, stopLoad := context.WithCancel(context.Background())
-	record := func(s shot) {
-		mu.Lock()
-		shots = append(shots, s)
-		mu.Unlock()
-	}
+	var wg sync.WaitGroup
 	for g, addr := range gwAddrs {
 		for w := range loadWorkers {
 			wg.Go(func() {
@@ -235,8 +240,9 @@ func TestCluster(t *testing.T) {
 	user := ""
 	for i := 0; user == "" && i < 200; i++ {
 		u := "ks-" + strconv.Itoa(i)
-		if s := chat(gwAddrs[0], u, "hello"); s.model == sandbox.DemoCandidate {
-			record(s)
+		s := chat(gwAddrs[0], u, "hello")
+		record(s)
+		if s.model == sandbox.DemoCandidate {
 			user = u
 		}
 	}
@@ -266,6 +272,17 @@ func TestCluster(t *testing.T) {
 		map[string]string{"status": "confirmed", "severity": "critical", "actor": "rita", "reason": "a card number"}); code != http.StatusOK {
 		t.Fatalf("review: HTTP %d %s", code, body)
 	}
+	t.Logf("review answered after %s", time.Since(confirmed))
+	go func() {
+		for range 100 {
+			_, b := get(consoleAdmin, "/api/v1/rollouts/demo")
+			if strings.Contains(b, `"status":"aborted"`) {
+				t.Logf("rollout aborted in KV after %s", time.Since(confirmed))
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 	switched := make([]time.Duration, len(gwAddrs))
 	for i, a := range gwAddrs {
 		testutil.WaitFor(t, 5*time.Second, "gateway "+strconv.Itoa(i+1)+" serves the baseline", func() bool {

@@ -7,18 +7,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/stagegate/stagegate/events"
-	"github.com/stagegate/stagegate/internal/testutil"
 )
 
-func TestScratchKV(t *testing.T) {
+func TestScratchWatch(t *testing.T) {
 	dir := t.TempDir()
 	_, natsnodeBin := buildBinaries(t, dir)
 	cport := freePorts(t, 3)
@@ -40,23 +36,70 @@ func TestScratchKV(t *testing.T) {
 	}
 	nc, _ := nats.Connect(strings.Join(urls, ","))
 	js, _ := jetstream.New(nc)
-	start := time.Now()
-	testutil.WaitFor(t, time.Minute, "ready", func() bool {
+	var kv jetstream.KeyValue
+	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err := events.EnsureStreams(ctx, js, events.StreamOptions{Replicas: 3})
-		t.Logf("%s ensure: %v", time.Since(start), err)
-		return err == nil
-	})
-	var wg sync.WaitGroup
-	for i := range 7 {
-		wg.Go(func() {
-			nc, _ := nats.Connect(urls[i%3])
-			js, _ := jetstream.New(nc)
-			s := time.Now()
-			_, err := js.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "MODELS", History: 8, Storage: jetstream.FileStorage, Replicas: 3})
-			t.Logf("%d: %s %v", i, time.Since(s), err)
-		})
+		var err error
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "W", Replicas: 3})
+		cancel()
+		if err == nil {
+			break
+		}
 	}
-	wg.Wait()
+	// watchers connected to each node
+	type obs struct{ got chan string }
+	var ws []chan string
+	for i := range 3 {
+		wnc, _ := nats.Connect(urls[i]+","+strings.Join(urls, ","), nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+		wjs, _ := jetstream.New(wnc)
+		wkv, _ := wjs.KeyValue(context.Background(), "W")
+		w, err := wkv.WatchAll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan string, 100)
+		go func() {
+			for e := range w.Updates() {
+				if e != nil {
+					ch <- string(e.Value())
+				}
+			}
+		}()
+		ws = append(ws, ch)
+	}
+	si, _ := js.Stream(context.Background(), "KV_W")
+	info, _ := si.Info(context.Background())
+	t.Logf("leader %s", info.Cluster.Leader)
+	nodes[2].kill(t)
+	for k := range 25 {
+		v := fmt.Sprint(k)
+		start := time.Now()
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := kv.Put(ctx, "k", []byte(v))
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		var lat []string
+		for i, ch := range ws {
+			deadline := time.After(8 * time.Second)
+		loop:
+			for {
+				select {
+				case got := <-ch:
+					if got == v {
+						lat = append(lat, fmt.Sprintf("w%d:%s", i, time.Since(start).Round(time.Millisecond)))
+						break loop
+					}
+				case <-deadline:
+					lat = append(lat, fmt.Sprintf("w%d:timeout", i))
+					break loop
+				}
+			}
+		}
+		t.Logf("%d %v", k, lat)
+		time.Sleep(time.Second)
+	}
 }

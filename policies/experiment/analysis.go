@@ -183,7 +183,7 @@ type Comparison struct {
 	// Look is the look this comparison belongs to (0: descriptive, on all
 	// data so far, not a test).
 	Look int `json:"look"`
-	// UnitsPerArm is the sample of each arm at this look.
+	// VariantUnits and ControlUnits are the arms' samples compared.
 	VariantUnits int64 `json:"variant_units"`
 	ControlUnits int64 `json:"control_units"`
 	// VariantRate and ControlRate, and Difference = variant − control with
@@ -429,7 +429,7 @@ func RuleStatement(def *Definition) string {
 	if def.Analysis.Rule == RuleSequential {
 		return fmt.Sprintf("Sequential, %d looks at equal fractions of the minimum sample of %s units per arm; overall two-sided α = %g%s, "+
 			"spent by an O'Brien-Fleming-type function (Lan-DeMets); each look tests at the alpha it spends, so the total "+
-			"type I error stays at most α (conservatively). The first look whose interval excludes no difference decides; "+
+			"type I error stays at most α (conservatively). The first look whose interval excludes zero (no difference) decides; "+
 			"looking more often than planned changes nothing, because each look only ever sees its own first units.",
 			def.Analysis.Looks, thousands(def.MinimumSample), def.Analysis.Alpha, split)
 	}

@@ -425,7 +425,15 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	for i := range list {
 		rec := list[i]
 		if rec.Status == StatusRunning {
-			if err := m.checkRunningLocked(ctx, &rec); err != nil {
+			err := m.checkRunningLocked(ctx, &rec)
+			if errors.Is(err, ErrTransition) {
+				// Another manager (another process) moved it first: follow.
+				if full, gerr := m.store.Experiment(ctx, rec.Name); gerr == nil {
+					m.publishLocked(ctx, &full)
+					err = nil
+				}
+			}
+			if err != nil {
 				errs = append(errs, fmt.Errorf("experiment %s: %w", rec.Name, err))
 			}
 			continue

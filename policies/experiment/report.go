@@ -189,8 +189,8 @@ func conclude(def *Definition, rep *Report) string {
 			if c.Difference > 0 {
 				verb = "raises"
 			}
-			parts = append(parts, fmt.Sprintf("%s %s %s against %s by %s (%.0f%% CI %s to %s)", c.Arm, verb, rep.Primary, c.Control,
-				num(math.Abs(c.Difference), c.Scale), c.Confidence*100, signed(c.Lower, c.Scale), signed(c.Upper, c.Scale)))
+			parts = append(parts, fmt.Sprintf("%s %s %s against %s by %s (%s%% CI %s to %s)", c.Arm, verb, rep.Primary, c.Control,
+				num(math.Abs(c.Difference), c.Scale), confText(c.Confidence), signed(c.Lower, c.Scale), signed(c.Upper, c.Scale)))
 			if c.Difference < lowest {
 				lowest, best = c.Difference, c.Arm
 			}
@@ -211,7 +211,7 @@ func conclude(def *Definition, rep *Report) string {
 	if final.Reached {
 		var diffs []string
 		for _, c := range final.Comparisons {
-			diffs = append(diffs, fmt.Sprintf("%s − %s %s, %.0f%% CI %s to %s", c.Arm, c.Control, signed(c.Difference, c.Scale), c.Confidence*100, signed(c.Lower, c.Scale), signed(c.Upper, c.Scale)))
+			diffs = append(diffs, fmt.Sprintf("%s − %s %s, %s%% CI %s to %s", c.Arm, c.Control, signed(c.Difference, c.Scale), confText(c.Confidence), signed(c.Lower, c.Scale), signed(c.Upper, c.Scale)))
 		}
 		return prefix + fmt.Sprintf("Not enough evidence of a difference in %s at the planned sample of %s %s per arm (%s); a difference smaller than about %s could not be detected.",
 			rep.Primary, thousands(def.MinimumSample), unit, strings.Join(diffs, "; "), num(rep.DetectableDifference, 1))
@@ -222,6 +222,21 @@ func conclude(def *Definition, rep *Report) string {
 	}
 	return prefix + fmt.Sprintf("Not enough evidence yet: %s of %s %s in the smallest arm; the %s test runs at the planned sample, and the numbers until then are descriptive only.",
 		thousands(minN), thousands(def.MinimumSample), unit, strings.ReplaceAll(def.Analysis.Rule, "_", "-"))
+}
+
+// confText writes a confidence level in percent with as many decimals as
+// its alpha needs: 95, 99.81, 99.9988.
+func confText(conf float64) string {
+	a := (1 - conf) * 100
+	if a <= 0 {
+		return "100"
+	}
+	dec := max(0, int(math.Ceil(-math.Log10(a)))+1)
+	s := strconv.FormatFloat(conf*100, 'f', dec, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
 }
 
 func stopCauseText(c string) string {
@@ -337,8 +352,8 @@ func (r *Report) WriteText(w io.Writer) error {
 			if c.Significant {
 				verdict = "DIFFERENCE"
 			}
-			fmt.Fprintf(&b, "       %s − %s: %s (%.2f%% CI %s to %s) → %s\n", c.Arm, c.Control, signed(c.Difference, c.Scale),
-				c.Confidence*100, signed(c.Lower, c.Scale), signed(c.Upper, c.Scale), verdict)
+			fmt.Fprintf(&b, "       %s − %s: %s (%s%% CI %s to %s) → %s\n", c.Arm, c.Control, signed(c.Difference, c.Scale),
+				confText(c.Confidence), signed(c.Lower, c.Scale), signed(c.Upper, c.Scale), verdict)
 		}
 	}
 	if r.DetectableDifference > 0 {

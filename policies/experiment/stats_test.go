@@ -99,3 +99,14 @@ func TestDesignEffect(t *testing.T) {
 		t.Errorf("effective %d/%d", k, n)
 	}
 }
+
+func TestConfText(t *testing.T) {
+	for _, tc := range []struct {
+		conf float64
+		want string
+	}{{0.95, "95"}, {1 - 0.00193, "99.81"}, {1 - 1.173e-05, "99.9988"}, {0.975, "97.5"}, {1, "100"}} {
+		if got := confText(tc.conf); got != tc.want {
+			t.Errorf("confText(%v) = %q, want %q", tc.conf, got, tc.want)
+		}
+	}
+}
