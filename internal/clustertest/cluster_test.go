@@ -286,8 +286,10 @@ func TestCluster(t *testing.T) {
 	switched := make([]time.Duration, len(gwAddrs))
 	for i, a := range gwAddrs {
 		testutil.WaitFor(t, 5*time.Second, "gateway "+strconv.Itoa(i+1)+" serves the baseline", func() bool {
+			st := time.Now()
 			s := chat(a, user, "hello")
 			record(s)
+			t.Logf("poll %s: %s in %s at %s", a, s.model, time.Since(st), time.Since(confirmed))
 			return s.model == sandbox.DemoBaseline
 		})
 		switched[i] = time.Since(confirmed)

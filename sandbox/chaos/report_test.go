@@ -312,6 +312,15 @@ func (rep *report) markdown() string {
 	w("- After the load: the gateway's spool drained in %s; the monitor caught up in %s. Gateway counters at the end (second process): published %.0f, spooled %.0f, replayed %.0f, lost %.0f, fallbacks %.0f.\n",
 		o.DrainTime, o.MonitorCatchUp, o.FinalMetrics["stagegate_publish_published_total"], o.FinalMetrics["stagegate_publish_spooled_total"],
 		o.FinalMetrics["stagegate_publish_replayed_total"], o.FinalMetrics["stagegate_publish_lost_total"], o.FinalMetrics["stagegate_gateway_fallbacks_total"])
+	for k, v := range o.FinalMetrics {
+		if strings.HasPrefix(k, "stagegate_gateway_circuit_open") && strings.Contains(k, `model="chaos-candidate"`) {
+			state := "closed"
+			if v > 0 {
+				state = "still open"
+			}
+			w("- The candidate's circuit breaker at the end of the run: %s.\n", state)
+		}
+	}
 	if o.LoaderSkipped > 0 {
 		w("- The client skipped %d ticks because 1024 requests were already in flight.\n", o.LoaderSkipped)
 	}
