@@ -36,6 +36,10 @@ type Watcher struct {
 	revision atomic.Uint64 // last revision applied
 	applied  atomic.Uint64 // states applied, for tests and metrics
 
+	// Used by the run goroutine only (watcher_resync.go).
+	kv   jetstream.KeyValue
+	seen map[string]uint64 // per trial, the revision applied
+
 	mu      sync.Mutex
 	w       jetstream.KeyWatcher
 	cancel  context.CancelFunc
@@ -79,6 +83,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 	for _, p := range w.a.Plans() {
 		w.base[p.Trial] = p
 	}
+	w.kv, w.seen = kv, map[string]uint64{}
 	runCtx, cancel := context.WithCancel(context.Background())
 	kw, err := kv.WatchAll(runCtx)
 	if err != nil {
@@ -131,10 +136,14 @@ func (w *Watcher) Revision() uint64 { return w.revision.Load() }
 
 func (w *Watcher) run(ctx context.Context, updates <-chan jetstream.KeyValueEntry, ready chan struct{}) {
 	defer close(w.done)
+	resync := time.NewTicker(WatcherResync)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-resync.C:
+			w.resync(ctx)
 		case e, ok := <-updates:
 			if !ok {
 				return
@@ -146,7 +155,9 @@ func (w *Watcher) run(ctx context.Context, updates <-chan jetstream.KeyValueEntr
 				}
 				continue
 			}
-			w.apply(e)
+			if !w.stale(e) {
+				w.apply(e)
+			}
 		}
 	}
 }

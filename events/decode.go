@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // MaxPayloadBytes bounds any payload read from NATS. An interaction carries the
@@ -79,4 +80,32 @@ func decode(data []byte, schema string, v any) error {
 		return fmt.Errorf("%w: %v", ErrPayload, err)
 	}
 	return nil
+}
+
+// MaxFeedbackComment bounds a user report's comment, in bytes.
+const MaxFeedbackComment = 4000
+
+// DecodeFeedback parses and validates a feedback payload read from NATS.
+func DecodeFeedback(data []byte) (*Feedback, error) {
+	var f Feedback
+	if err := decode(data, SchemaFeedback, &f); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if f.ID == "" || f.InteractionID == "" {
+		errs = append(errs, fmt.Errorf("%w: feedback id and interaction_id are required", ErrPayload))
+	}
+	if !ValidToken(f.Trial) {
+		errs = append(errs, fmt.Errorf("%w: trial %q", ErrPayload, f.Trial))
+	}
+	if !slices.Contains(FeedbackCategories, f.Category) {
+		errs = append(errs, fmt.Errorf("%w: category %q", ErrPayload, f.Category))
+	}
+	if len(f.Comment) > MaxFeedbackComment {
+		errs = append(errs, fmt.Errorf("%w: comment longer than %d bytes", ErrPayload, MaxFeedbackComment))
+	}
+	if len(errs) > 0 {
+		return nil, joinErrs(errs)
+	}
+	return &f, nil
 }

@@ -83,6 +83,8 @@ func TestPayloadsMatchTheirSchemas(t *testing.T) {
 		{"denied interaction", "interaction.v1.json", denied},
 		{"finding", "finding.v1.json", f},
 		{"incident event", "incident.v1.json", ie},
+		{"feedback", "feedback.v1.json", events.Feedback{Schema: events.SchemaFeedback, ID: "fb_1", InteractionID: "int_1", Trial: "demo",
+			Tenant: "acme", User: "u_1", Category: "harmful", Comment: "bad advice", At: time.Now().UTC()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if errs := matchSchema(t, tc.file, tc.doc); errs != nil {

@@ -11,6 +11,7 @@ const (
 	SchemaInteraction = "stagegate.interaction.v1"
 	SchemaFinding     = "stagegate.finding.v1"
 	SchemaIncident    = "stagegate.incident.v1"
+	SchemaFeedback    = "stagegate.feedback.v1"
 )
 
 // Interaction statuses: what happened to a request, from the client's point of view.
@@ -198,3 +199,24 @@ type IncidentEvent struct {
 	Category   string    `json:"category"`
 	At         time.Time `json:"at"`
 }
+
+// Feedback is a pilot user's report on an answer (schema stagegate.feedback.v1),
+// published on stagegate.feedback.<trial>; it opens a user-report incident on
+// the interaction.
+type Feedback struct {
+	Schema        string    `json:"schema"`
+	ID            string    `json:"id"` // acknowledged to the user, who can quote it
+	InteractionID string    `json:"interaction_id"`
+	Trial         string    `json:"trial"`
+	Tenant        string    `json:"tenant"`
+	User          string    `json:"user"` // pseudonymised
+	Category      string    `json:"category"`
+	Comment       string    `json:"comment,omitempty"`
+	At            time.Time `json:"at"`
+}
+
+// Feedback categories a pilot user can choose.
+var FeedbackCategories = []string{"harmful", "wrong", "privacy", "offensive", "other"}
+
+// CategoryUserReport is the incident category of pilot-user reports.
+const CategoryUserReport = "user_report"

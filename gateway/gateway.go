@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/stagegate/stagegate/events"
 	"github.com/stagegate/stagegate/internal/clock"
 )
 
@@ -47,6 +48,9 @@ type Deps struct {
 	Tracer trace.Tracer
 	// Meter for request metrics; nil records nothing.
 	Meter metric.Meter
+	// Feedback records a pilot user's report (published to JetStream and
+	// acknowledged); nil disables POST /v1/feedback.
+	Feedback func(ctx context.Context, f *events.Feedback) error
 	// DecisionLog, when set, receives one line per decided request: the decision,
 	// its reasons and policy revision, and what happened (no prompt text).
 	DecisionLog *slog.Logger
@@ -276,6 +280,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.serveChat(w, r)
+	case "/v1/feedback":
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, Error(http.StatusMethodNotAllowed, fmt.Errorf("%w: use POST", ErrMethod)))
+			return
+		}
+		g.serveFeedback(w, r)
 	case "/v1/models":
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)

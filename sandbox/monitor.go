@@ -234,6 +234,9 @@ func (m *Monitor) stopLocked(ctx context.Context) error {
 	if m.sb != nil && m.sb.ingester != nil {
 		errs = append(errs, m.sb.ingester.Stop(ctx))
 	}
+	if m.sb != nil && m.sb.feedback != nil {
+		errs = append(errs, m.sb.feedback.Stop(ctx))
+	}
 	m.sb = nil
 	if m.nc != nil {
 		_ = m.nc.Drain()

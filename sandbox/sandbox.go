@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -64,6 +66,7 @@ type Sandbox struct {
 	gw         *gateway.Gateway
 	runner     *monitors.Runner
 	ingester   *monitors.Ingester
+	feedback   *monitors.FeedbackRunner
 	admin      *adminServer
 	metrics    *metricsRegistry
 	tracing    *tracing
@@ -289,7 +292,7 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 		Keys: keys, Trials: trials, Upstreams: ups, Assigner: assignerAdapter{assigner},
 		Publisher: s.publisher, Pseudonymize: pseudonymizer(secret), Clock: s.clk, Logger: s.log,
 		Tracer: s.tracer("github.com/stagegate/stagegate/gateway"), Meter: s.metrics.meter("github.com/stagegate/stagegate/gateway"),
-		DecisionLog: s.decisionLog(),
+		DecisionLog: s.decisionLog(), Feedback: s.publishFeedback,
 	})
 	if err != nil {
 		return err
@@ -346,7 +349,14 @@ func (s *Sandbox) startMonitors(ctx context.Context) error {
 		return err
 	}
 	s.ingester = ing
-	return ing.Start(ctx)
+	if err := ing.Start(ctx); err != nil {
+		return err
+	}
+	// Pilot-user reports open (or join) the interaction's incident.
+	if s.feedback, err = monitors.NewFeedbackRunner(monitors.Deps{JS: s.js, Store: s.storeRetry, Clock: s.clk, Logger: s.log}); err != nil {
+		return err
+	}
+	return s.feedback.Start(ctx)
 }
 
 // policyFS resolves a trial's policy reference.
@@ -402,6 +412,10 @@ func (s *Sandbox) stopLocked(ctx context.Context) error {
 	if s.ingester != nil {
 		errs = append(errs, s.ingester.Stop(ctx))
 		s.ingester = nil
+	}
+	if s.feedback != nil {
+		errs = append(errs, s.feedback.Stop(ctx))
+		s.feedback = nil
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Stop(ctx))
@@ -480,6 +494,22 @@ func (s *Sandbox) policyStatuses() map[string]policies.ReloadStatus {
 		out[id] = r.Status()
 	}
 	return out
+}
+
+// publishFeedback records a pilot user's report on JetStream and waits for the
+// acknowledgement, so the id the user is given stands for a stored report.
+func (s *Sandbox) publishFeedback(ctx context.Context, f *events.Feedback) error {
+	data, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(events.FeedbackSubject(f.Trial))
+	msg.Data = data
+	msg.Header.Set(events.HeaderSchema, events.SchemaFeedback)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(f.ID))
+	return err
 }
 
 // decisionLog is the per-request decision logger: Loki only, and only when
