@@ -70,6 +70,10 @@ chaos: build ## fault run (~5 min, loopback only): NATS outage, SIGKILLs, candid
 	$(GO) test -tags chaos -run '^TestChaos$$' -count=1 -timeout 15m -v ./sandbox/chaos \
 	  -args -chaos.bin=$(CURDIR)/$(BIN) -chaos.report=$(CURDIR)/CHAOS.md $(CHAOS_ARGS)
 
+.PHONY: cluster-test
+cluster-test: check-deps ## scale-out run (~1 min, loopback only, PostgreSQL on 127.0.0.1:5432): 3 NATS nodes, 2 gateways, 2 monitors, 2 controllers; kills a node, a monitor and the leader
+	$(GO) test -tags cluster -run '^TestCluster$$' -count=1 -timeout 8m -v ./internal/clustertest
+
 .PHONY: screenshots
 screenshots: ## run the console's browser test in Chromium and save its pages under testdata/screenshots/ (for the README)
 	@mkdir -p testdata/screenshots

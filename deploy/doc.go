@@ -17,6 +17,11 @@
 //     (assign.go), which every gateway asks once per request, lock-free: sticky
 //     candidate/baseline by user, deterministic shadow sampling by request, and
 //     whether a candidate failure may fall back to the baseline.
+//   - Lease (lease.go) elects one leader among processes through a TTL'd key in
+//     the KV bucket LEADERS (create to take, compare-and-set to renew), so only
+//     one of several controller processes runs the reconcile loop; the watcher
+//     also re-reads its rollouts every WatcherResync (watcher_resync.go), so a
+//     NATS node dying under its watch cannot delay a kill switch.
 //   - Models (models.go) registers OpenAI-compatible upstreams with credentials by
 //     reference in the KV bucket MODELS, which gateways watch (Models.Watch) to
 //     route to new models without a restart; CheckModel (check.go) checks one in

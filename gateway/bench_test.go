@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"io/fs"
 	"net/http"
@@ -28,6 +29,12 @@ func (d *discard) Full() bool                        { return false }
 // benchGateway is the gateway with the demo policy (real OPA), a real extractor
 // and a simulator upstream on loopback HTTP answering a fixed text.
 func benchGateway(b *testing.B) (*gateway.Gateway, *discard) {
+	b.Helper()
+	return benchGatewayTraced(b, nil)
+}
+
+// benchGatewayTraced is benchGateway with a tracer (nil: the no-op default).
+func benchGatewayTraced(b *testing.B, tracer trace.Tracer) (*gateway.Gateway, *discard) {
 	b.Helper()
 	s, err := sim.New(sim.Config{Models: []string{"cand", "base"}, FixedAnswer: "The central library is open from ten to four on public holidays."})
 	if err != nil {
@@ -58,6 +65,7 @@ func benchGateway(b *testing.B) (*gateway.Gateway, *discard) {
 		Upstreams: map[string]*gateway.Upstream{"cand": {Name: "cand", BaseURL: up.URL + "/v1"}, "base": {Name: "base", BaseURL: up.URL + "/v1"}},
 		Assigner:  fixedAssigner{route: "candidate"}, Publisher: pub,
 		Pseudonymize: func(tenant, user string) string { return "p_" + tenant + "_" + user },
+		Tracer:       tracer,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go driver "sqlite"
 
@@ -57,15 +58,39 @@ func OpenSQLite(ctx context.Context, path string, clk clock.Clock) (*SQLiteStore
 		engine:   EngineSQLite,
 		path:     path,
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.prepare(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite %s: %w", path, err)
-	}
 	return s, nil
+}
+
+// sqliteOpenAttempts bounds prepare's attempts: switching a new file to WAL
+// can answer SQLITE_BUSY at once, without waiting busy_timeout, when several
+// processes open it together.
+const sqliteOpenAttempts = 20
+
+// prepare checks the settings and migrates, trying again while the file is
+// busy with another process doing the same.
+func (s *SQLiteStore) prepare(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := s.check(ctx)
+		if err == nil {
+			if err = s.migrate(ctx); err != nil {
+				err = fmt.Errorf("sqlite %s: %w", s.path, err)
+			}
+		}
+		if err == nil || attempt == sqliteOpenAttempts || !Transient(err) {
+			return err
+		}
+		t := time.NewTimer(time.Duration(attempt) * 10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // check verifies the connection settings took effect.

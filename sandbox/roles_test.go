@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/stagegate/stagegate/deploy"
+	"github.com/stagegate/stagegate/incidents"
 	"github.com/stagegate/stagegate/internal/pgtest"
 	"github.com/stagegate/stagegate/internal/testutil"
 )
@@ -234,5 +235,26 @@ func TestNewRoleValidates(t *testing.T) {
 	}
 	if err := errors.Join(c.scaleProblems()...); err != nil {
 		t.Errorf("valid config: %v", err)
+	}
+}
+
+// The standalone monitor (stagegate monitor without --config) records into
+// PostgreSQL when --db is a postgres:// URL.
+func TestStandaloneMonitorOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	m, err := NewMonitor(MonitorConfig{NATSURL: startSharedNATS(t), DBPath: dsn, StartTimeout: 30 * time.Second}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	st, ok := m.Store().(*incidents.SQLStore)
+	if !ok || st.Engine() != incidents.EnginePostgres {
+		t.Fatalf("monitor store %T, want a PostgreSQL SQLStore", m.Store())
+	}
+	if err := st.Ping(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -125,7 +125,7 @@ func (c config) options() (*server.Options, error) {
 	opts := &server.Options{
 		ServerName: c.name, Host: host, Port: port,
 		JetStream: true, StoreDir: c.storeDir, JetStreamMaxStore: c.maxStore, JetStreamMaxMemory: 64 << 20,
-		NoSigs: true, // this process handles signals
+		NoSigs:  true, // this process handles signals
 		Cluster: server.ClusterOpts{Name: c.clusterName, Host: chost, Port: cport},
 	}
 	if len(c.routes) > 0 {

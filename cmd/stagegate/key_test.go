@@ -41,7 +41,7 @@ func TestKeyCommands(t *testing.T) {
 		want    []string
 		notWant string
 	}{
-		{"help", []string{"key", "--help"}, 0, []string{"shown only once", "create --trial T --tenant X"}, ""},
+		{"help", []string{"key", "--help"}, 0, []string{"prints it ONCE", "create --trial T --tenant X"}, ""},
 		{"unknown action", []string{"key", "explode"}, 2, []string{`unknown action "explode"`}, ""},
 		{"create needs trial and tenant", []string{"key", "create", "--trial", "demo", admin}, 2, []string{"--trial and --tenant are required"}, ""},
 		{"bad attr", []string{"key", "create", "--trial", "demo", "--tenant", "x", "--attr", "noequals", admin}, 2, []string{"name=value"}, ""},
