@@ -32,6 +32,7 @@ func (c *Controller) Apply(ctx context.Context, spec Spec, actor, reason string)
 		default:
 			from = s.label()
 		}
+		before := len(s.History)
 		now := c.clk.Now().UTC()
 		s.Generation++
 		s.Spec = spec
@@ -41,7 +42,7 @@ func (c *Controller) Apply(ctx context.Context, spec Spec, actor, reason string)
 		r := &pass{s: s, now: now}
 		r.record(from, fmt.Sprintf("plan applied (generation %d)", s.Generation), actor, reason)
 		c.reconcile(ctx, s)
-		out, err := c.put(ctx, s)
+		out, err := c.putNotify(ctx, s, before)
 		if err == nil {
 			return out, nil
 		}

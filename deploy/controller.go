@@ -82,6 +82,11 @@ type Deps struct {
 	Clock clock.Clock
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// OnTransition, when set, is told of every transition the controller itself
+	// made (gate verdicts, elapsed pauses, the kill switch) once it is stored, so
+	// they can join the audit trail; manual actions are audited where they are
+	// requested.
+	OnTransition func(ctx context.Context, trial string, t Transition)
 }
 
 // Controller moves rollouts through their steps. Several controllers (one per
@@ -93,6 +98,7 @@ type Controller struct {
 	ev  incidents.EvidenceSource
 	clk clock.Clock
 	log *slog.Logger
+	on  func(ctx context.Context, trial string, t Transition)
 
 	nudge chan struct{}
 
@@ -121,7 +127,7 @@ func New(cfg Config, deps Deps) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		cfg: cfg.withDefaults(), js: deps.JS, ev: deps.Evidence, clk: clock.OrReal(deps.Clock), log: deps.Logger,
+		cfg: cfg.withDefaults(), js: deps.JS, ev: deps.Evidence, clk: clock.OrReal(deps.Clock), log: deps.Logger, on: deps.OnTransition,
 		nudge: make(chan struct{}, 1), keys: map[string]struct{}{},
 	}
 	if c.log == nil {
@@ -334,6 +340,25 @@ func (c *Controller) put(ctx context.Context, s *State) (*State, error) {
 	return s, nil
 }
 
+// putNotify writes s and, once stored, tells OnTransition of the transitions
+// the controller itself added after index before of the history.
+func (c *Controller) putNotify(ctx context.Context, s *State, before int) (*State, error) {
+	var added []Transition
+	if c.on != nil && len(s.History) > before {
+		added = append(added, s.History[before:]...)
+	}
+	out, err := c.put(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range added {
+		if t.Actor == ActorController {
+			c.on(ctx, s.Spec.Trial, t)
+		}
+	}
+	return out, nil
+}
+
 // change is the read-modify-write loop: fn mutates a fresh copy and says whether
 // to write it; a concurrent write makes it read again and retry.
 func (c *Controller) change(ctx context.Context, trial string, fn func(s *State) (bool, error)) (*State, error) {
@@ -343,6 +368,7 @@ func (c *Controller) change(ctx context.Context, trial string, fn func(s *State)
 		if err != nil {
 			return nil, err
 		}
+		before := len(s.History)
 		write, err := fn(s)
 		if err != nil {
 			return nil, err
@@ -350,7 +376,7 @@ func (c *Controller) change(ctx context.Context, trial string, fn func(s *State)
 		if !write {
 			return s, nil
 		}
-		out, err := c.put(ctx, s)
+		out, err := c.putNotify(ctx, s, before)
 		if err == nil {
 			return out, nil
 		}

@@ -104,12 +104,12 @@ type LeaseDeps struct {
 
 // LeaseStats count leadership changes.
 type LeaseStats struct {
-	Leader    bool   `json:"leader"`
-	Elected   uint64 `json:"elected"`
-	Demoted   uint64 `json:"demoted"`
-	Holder    string `json:"holder"`
-	Name      string `json:"name"`
-	RenewedAt time.Time
+	Leader    bool      `json:"leader"`
+	Elected   uint64    `json:"elected"`
+	Demoted   uint64    `json:"demoted"`
+	Holder    string    `json:"holder"`
+	Name      string    `json:"name"`
+	RenewedAt time.Time `json:"renewed_at"`
 }
 
 // Lease holds or waits for one leadership lease.

@@ -2,6 +2,8 @@
 // the configuration (or seeds the demo trial), starts an embedded nats-server with
 // JetStream on disk, the incident store, simulated models, the policy engines, the
 // gateway, the monitor runner and the admin API, and stops them in reverse order.
+// NewRole runs one part per process instead (gateway, monitor, controller,
+// console; roles.go) against a shared NATS cluster and store, for scale-out.
 //
 // Configuration comes in from a YAML file and flags; requests come in on the gateway
 // and admin listeners; everything the process records goes out to JetStream and the

@@ -206,7 +206,7 @@ func (s *Sandbox) startRolloutControl(ctx context.Context) error {
 	// A reviewer confirms incidents in another process (console) whose nudge
 	// cannot wake this loop: reconcile often enough that the kill switch
 	// reaches the gateways within a second anyway.
-	ctrl, err := deploy.New(deploy.Config{Interval: roleControllerInterval}, deploy.Deps{JS: s.js, Evidence: s.store, Clock: s.clk, Logger: s.log})
+	ctrl, err := deploy.New(deploy.Config{Interval: roleControllerInterval}, deploy.Deps{JS: s.js, Evidence: s.store, Clock: s.clk, Logger: s.log, OnTransition: s.auditTransition})
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func (s *Sandbox) startRollouts(ctx context.Context) error {
 		return err
 	}
 	s.rollouts = &rolloutParts{watcher: w, models: models}
-	ctrl, err := deploy.New(deploy.Config{}, deploy.Deps{JS: s.js, Evidence: s.store, Clock: s.clk, Logger: s.log})
+	ctrl, err := deploy.New(deploy.Config{}, deploy.Deps{JS: s.js, Evidence: s.store, Clock: s.clk, Logger: s.log, OnTransition: s.auditTransition})
 	if err != nil {
 		return err
 	}
@@ -403,4 +403,15 @@ func (a *adminServer) reviewIncident(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("incident reviewed", "incident", inc.ID, "status", inc.Status, "severity", inc.Severity, "actor", v.Actor)
 	writeJSON(w, http.StatusOK, map[string]any{"incident": inc})
+}
+
+// auditTransition puts a transition the controller made on its own (a gate
+// verdict, an elapsed pause, the kill switch) into the audit trail and the
+// rollout log.
+func (s *Sandbox) auditTransition(ctx context.Context, trial string, t deploy.Transition) {
+	s.log.Info("rollout transition", "kind", LogKindRollout, "trial", trial, "from", t.From, "to", t.To, "cause", t.Cause)
+	if _, err := s.store.Audit(ctx, incidents.AuditRecord{Actor: t.Actor, Action: "rollout.transition", Object: "rollout:" + trial,
+		Trial: trial, Reason: t.Cause, Detail: map[string]any{"from": t.From, "to": t.To, "at": t.At}}); err != nil {
+		s.log.Error("audit rollout transition", "kind", LogKindAudit, "trial", trial, "err", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/stagegate/stagegate/incidents"
 	"io"
 	"net/http"
 	"slices"
@@ -370,5 +371,19 @@ func TestScriptedRolloutEndToEnd(t *testing.T) {
 		if tr.Actor == "regulator-ana" && tr.Reason != "pilot evidence reviewed" {
 			t.Errorf("the approval's reason is not recorded: %+v", tr)
 		}
+	}
+	// The controller's own transitions are in the hash-chained audit trail too.
+	auto := 0
+	for _, tr := range st.History {
+		if tr.Actor == deploy.ActorController {
+			auto++
+		}
+	}
+	entries, err := sb.store.AuditEntries(context.Background(), incidents.AuditFilter{ActionPrefix: "rollout.transition", Limit: 500})
+	if err != nil || auto == 0 || len(entries) < auto {
+		t.Errorf("%d controller transitions in the history, %d in the audit trail (%v)", auto, len(entries), err)
+	}
+	if v, err := sb.store.VerifyAudit(context.Background()); err != nil || !v.OK {
+		t.Errorf("audit chain %+v %v", v, err)
 	}
 }
