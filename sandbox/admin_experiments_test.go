@@ -143,6 +143,19 @@ func TestAdminExperiments(t *testing.T) {
 		!strings.HasPrefix(rep["conclusion"].(string), "Not enough evidence yet") || !strings.Contains(rep["rule"].(string), "no peeking") {
 		t.Errorf("report %s", mustJSON(t, rep))
 	}
+	// The console's trial page shows the analysis.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+sb.AdminAddr()+"/console/trials/demo", nil)
+	req.Header.Set("Authorization", "Bearer "+DemoAdminKey)
+	page, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != 200 || !strings.Contains(string(html), "Policy experiments") || !strings.Contains(string(html), "disclosure-notice") ||
+		!strings.Contains(string(html), "Not enough evidence yet") {
+		t.Errorf("console trial page: %d, experiments panel missing", page.StatusCode)
+	}
 	// Stop needs a reason; conclude needs a stop.
 	if status, _ = experimentAdmin(t, sb, http.MethodPost, "/api/v1/experiments/disclosure-notice/conclude", map[string]any{}); status != http.StatusConflict {
 		t.Errorf("conclude while running: %d", status)

@@ -139,8 +139,20 @@ type Deps struct {
 	// Nudge wakes the rollout controller after a verdict, so a kill switch acts
 	// at once; nil: nothing to wake.
 	Nudge func()
+	// Experiments reports a trial's policy experiments (the analysis as text, as
+	// `stagegate experiment report` prints it); nil: no experiments panel.
+	Experiments func(ctx context.Context, trial string) ([]ExperimentView, error)
 	// Clock; nil is the wall clock.
 	Clock clock.Clock
 	// Logger; nil discards.
 	Logger *slog.Logger
+}
+
+// ExperimentView is one policy experiment on the trial page.
+type ExperimentView struct {
+	Name   string
+	Status string
+	// Report is the analysis: per-arm outcomes with intervals, the rule, the
+	// sample-ratio check and the one-line conclusion.
+	Report string
 }

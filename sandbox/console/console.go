@@ -49,19 +49,20 @@ const reportCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestor
 
 // Console serves the reviewers' console and the review API.
 type Console struct {
-	cfg       Config
-	store     Store
-	tokenHash [sha256.Size]byte
-	hasToken  bool
-	rollout   func(ctx context.Context, trial string) (*deploy.State, error)
-	nudge     func()
-	clk       clock.Clock
-	log       *slog.Logger
-	proxies   []netip.Prefix
-	pages     map[string]*pageTemplate
-	static    http.Handler
-	limiter   *loginLimiter
-	z         float64
+	cfg         Config
+	store       Store
+	tokenHash   [sha256.Size]byte
+	hasToken    bool
+	rollout     func(ctx context.Context, trial string) (*deploy.State, error)
+	nudge       func()
+	experiments func(ctx context.Context, trial string) ([]ExperimentView, error)
+	clk         clock.Clock
+	log         *slog.Logger
+	proxies     []netip.Prefix
+	pages       map[string]*pageTemplate
+	static      http.Handler
+	limiter     *loginLimiter
+	z           float64
 }
 
 // New validates cfg and deps and prepares the templates.
@@ -75,7 +76,7 @@ func New(cfg Config, deps Deps) (*Console, error) {
 		return nil, err
 	}
 	c := &Console{
-		cfg: cfg, store: deps.Store, tokenHash: deps.AdminTokenSHA256, rollout: deps.Rollout, nudge: deps.Nudge,
+		cfg: cfg, store: deps.Store, tokenHash: deps.AdminTokenSHA256, rollout: deps.Rollout, nudge: deps.Nudge, experiments: deps.Experiments,
 		clk: clock.OrReal(deps.Clock), log: deps.Logger, z: deploy.ZForConfidence(cfg.Confidence),
 	}
 	c.hasToken = deps.AdminTokenSHA256 != [sha256.Size]byte{}

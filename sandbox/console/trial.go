@@ -139,6 +139,8 @@ type trialPage struct {
 	Deadlines *incidents.Queue
 	Rules     incidents.TrialRules
 	CanReport bool
+	// Experiments are the trial's policy experiments with their analysis.
+	Experiments []ExperimentView
 }
 
 func (c *Console) trialPage(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -177,6 +179,11 @@ func (c *Console) trialPage(w http.ResponseWriter, r *http.Request, p *principal
 		Deadline: incidents.DeadlineFilterPending, Sort: incidents.SortDeadline, Limit: 50}); err != nil {
 		c.internal(w, p, "deadline board", err)
 		return
+	}
+	if c.experiments != nil {
+		if v.Experiments, err = c.experiments(ctx, id); err != nil {
+			c.log.Warn("console: experiments", "trial", id, "err", err)
+		}
 	}
 	if v.Rules, err = c.store.TrialRules(ctx, id); err != nil {
 		c.internal(w, p, "review rules", err)
