@@ -214,6 +214,10 @@ func TestNodeMonitorAddsADetector(t *testing.T) {
 	if !found {
 		t.Errorf("no evidence from the external detector: %+v", got.Evidence)
 	}
+	// The monitor's own log line can trail the incident it caused (pipe buffering).
+	testutil.WaitFor(t, 10*time.Second, "the monitor logs its finding", func() bool {
+		return strings.Count(out.String(), "published finding") >= 1
+	})
 	if n := strings.Count(out.String(), "published finding"); n != 1 {
 		t.Errorf("monitor published %d findings, want 1:\n%s", n, out.String())
 	}
