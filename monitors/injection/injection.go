@@ -2,7 +2,6 @@ package injection
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -45,37 +44,9 @@ const (
 	severityHighScore       = 0.85
 )
 
-// Config tunes the detector. Zero values take the defaults.
-type Config struct {
-	// Threshold is the score in [0,1] at or above which a finding is reported.
-	// Default DefaultThreshold.
-	Threshold float64
-	// MaxSpans caps the evidence spans of one finding. Default DefaultMaxSpans.
-	MaxSpans int
-}
-
-func (c Config) withDefaults() Config {
-	if c.Threshold == 0 {
-		c.Threshold = DefaultThreshold
-	}
-	if c.MaxSpans == 0 {
-		c.MaxSpans = DefaultMaxSpans
-	}
-	return c
-}
-
-// Validate reports every problem of c (after defaults) at once.
-func (c Config) Validate() error {
-	c = c.withDefaults()
-	var errs []error
-	if c.Threshold < 0 || c.Threshold > 1 {
-		errs = append(errs, fmt.Errorf("injection: threshold %v not in [0,1]", c.Threshold))
-	}
-	if c.MaxSpans < 1 || c.MaxSpans > MaxSpansLimit {
-		errs = append(errs, fmt.Errorf("injection: max spans %d not in [1,%d]", c.MaxSpans, MaxSpansLimit))
-	}
-	return errors.Join(errs...)
-}
+// Config tunes the detector: the reporting threshold and the evidence-span cap.
+// Zero values take DefaultThreshold and DefaultMaxSpans.
+type Config = lexicon.Settings
 
 // Detector finds prompt injection. It is safe for concurrent use.
 type Detector struct {
@@ -86,10 +57,11 @@ var _ monitors.Detector = (*Detector)(nil)
 
 // New validates cfg and returns a detector.
 func New(cfg Config) (*Detector, error) {
-	if err := cfg.Validate(); err != nil {
+	cfg, err := cfg.Resolve(Name, DefaultThreshold, DefaultMaxSpans, MaxSpansLimit)
+	if err != nil {
 		return nil, err
 	}
-	return &Detector{cfg: cfg.withDefaults()}, nil
+	return &Detector{cfg: cfg}, nil
 }
 
 // Name is "injection".
