@@ -59,6 +59,7 @@ func TestIngesterMergesExternalFindings(t *testing.T) {
 	// A finding that arrives before its interaction is retried until the
 	// runner has recorded the interaction.
 	e.publishFinding(t, events.FindingSubject(trial, "shouting"), externalFinding("ext-1", "i-ext"), "ext-1")
+	testutil.WaitFor(t, waitLong, "the early finding retried", func() bool { return g.Stats().Retried > 0 })
 	e.publish(t, newInteraction("i-ext", "hi", "HELLO THERE, mail x@y.io"), "i-ext")
 	// A clean interaction: the external finding opens its incident alone.
 	e.publish(t, newInteraction("i-clean", "hi", "LOUD"), "i-clean")
