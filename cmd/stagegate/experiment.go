@@ -72,14 +72,7 @@ func cmdExperiment(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 // experimentArg takes the NAME that follows an action, before its flags.
 func experimentArg(args []string, stderr io.Writer, action string) (string, []string, error) {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			return "", args, nil
-		}
-		fmt.Fprintf(stderr, "usage: stagegate experiment %s NAME [flags]\n", action)
-		return "", nil, errUsage
-	}
-	return args[0], args[1:], nil
+	return leadingArg(args, stderr, "usage: stagegate experiment "+action+" NAME [flags]")
 }
 
 func experimentApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {

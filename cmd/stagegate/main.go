@@ -137,3 +137,17 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, about string)
 	}
 	return nil
 }
+
+// leadingArg takes the positional argument that comes before a command's flags
+// (a trial, an experiment name); a help flag in its place passes through to the
+// flag set, anything else missing prints usage.
+func leadingArg(args []string, stderr io.Writer, usage string) (string, []string, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			return "", args, nil
+		}
+		fmt.Fprintln(stderr, usage)
+		return "", nil, errUsage
+	}
+	return args[0], args[1:], nil
+}

@@ -193,14 +193,7 @@ func cmdRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // trialArg takes the TRIAL that follows an action, before its flags.
 func trialArg(args []string, stderr io.Writer, action string) (string, []string, error) {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			return "", args, nil
-		}
-		fmt.Fprintf(stderr, "usage: stagegate rollout %s TRIAL [flags]\n", action)
-		return "", nil, errUsage
-	}
-	return args[0], args[1:], nil
+	return leadingArg(args, stderr, "usage: stagegate rollout "+action+" TRIAL [flags]")
 }
 
 func rolloutApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
