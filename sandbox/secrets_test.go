@@ -126,10 +126,18 @@ func TestNoSecretsInLogs(t *testing.T) {
 	for _, u := range users {
 		send(pilotKey, u, pii, false, 200)
 		send(created.Key, u, pii, true, 200)
-		send(pilotKey, u, "[sim:error=500] please fail", false, http.StatusBadGateway) // both models fail: logged errors
 		send(wrongKey, u, pii, false, http.StatusUnauthorized)
 	}
 	send(pilotKey, "", "no user id at all", false, 200)
+	// The failures come last: repeated failures open a model's circuit breaker,
+	// after which the successful requests above would be refused with 503.
+	for _, u := range users {
+		st, b, _ := call(t, nil, http.MethodPost, gw+"/v1/chat/completions", pilotKey, map[string]any{"model": DemoTrial, "user": u,
+			"messages": []map[string]string{{"role": "user", "content": "[sim:error=500] please fail " + pii}}})
+		if st != http.StatusBadGateway && st != http.StatusServiceUnavailable { // both models fail, or a circuit is open: logged errors
+			t.Fatalf("failing request as %s: %d %s", u, st, b)
+		}
+	}
 	for _, tok := range []string{adminToken, wrongToken} {
 		call(t, nil, http.MethodGet, adm+"/api/v1/incidents", tok, nil)
 		call(t, nil, http.MethodGet, adm+"/api/v1/keys", tok, nil)

@@ -39,12 +39,15 @@ func TestOneTraceFromRequestToIncident(t *testing.T) {
 		t.Fatal(err)
 	}
 	byName := map[string]tracetest.SpanStub{}
-	testutil.WaitFor(t, 10*time.Second, "incident.record span", func() bool {
+	// A span is exported when it ends; the consumer's process span ends after the
+	// incident it recorded, so wait for both.
+	testutil.WaitFor(t, 10*time.Second, "incident.record and process spans", func() bool {
 		for _, s := range exp.GetSpans() {
 			byName[s.Name] = s
 		}
-		_, ok := byName["incident.record"]
-		return ok
+		_, rec := byName["incident.record"]
+		_, proc := byName["process stagegate.interactions"]
+		return rec && proc
 	})
 	server := byName["chat"]
 	trace := server.SpanContext.TraceID()
