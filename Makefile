@@ -57,8 +57,9 @@ FUZZ_TARGETS = \
 	./gateway:FuzzDecodeChatRequest ./gateway:FuzzStreamRelay ./gateway:FuzzDecodeCompletion ./gateway:FuzzUpstreamBody \
 	./events:FuzzDecodeInteraction ./events:FuzzDecodeFinding ./events:FuzzSpoolSegment \
 	./sandbox:FuzzParseConfig ./policies/trial:FuzzParse \
-	./deploy:FuzzParseSpec ./deploy:FuzzDecodeState ./deploy:FuzzDecodeModel
-fuzz: ## run each fuzz target for FUZZTIME (default 20s; 12 targets, about 4 min)
+	./deploy:FuzzParseSpec ./deploy:FuzzDecodeState ./deploy:FuzzDecodeModel \
+	./incidents:FuzzSplitStatements
+fuzz: ## run each fuzz target for FUZZTIME (default 20s; 13 targets, about 5 min)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name ($$pkg)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \

@@ -12,8 +12,9 @@
 // processes on one PostgreSQL database through pgx's database/sql driver); Open
 // picks one from a path or a postgres:// URL. The SQL is written once behind a
 // small dialect layer (sql.go: placeholders, row locks, the migration lock).
-// Migrations are numbered and appended in order; each store applies the missing
-// ones on open, in one transaction (on PostgreSQL under an advisory lock, so
+// The schema is a sequence of SQL files embedded in the binary
+// (migrations/NNNN_name.sql, pinned by testdata/migrations.sum so a released
+// one cannot change); each store applies the missing ones on open, in one transaction (on PostgreSQL under an advisory lock, so
 // processes starting together apply each once), and records them in
 // schema_migrations.
 package incidents

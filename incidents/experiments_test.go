@@ -13,24 +13,6 @@ import (
 	"github.com/stagegate/stagegate/internal/clock"
 )
 
-func TestExperimentMigrationLast(t *testing.T) {
-	// Appended after every migration that existed when it was written.
-	idx := func(prefix string) int {
-		for i, m := range migrations {
-			if strings.HasPrefix(strings.TrimSpace(m[0]), prefix) {
-				return i
-			}
-		}
-		return -1
-	}
-	e := idx("CREATE TABLE IF NOT EXISTS experiments")
-	for _, before := range []string{"CREATE TABLE IF NOT EXISTS burst_windows", "CREATE TABLE IF NOT EXISTS api_keys", "CREATE TABLE IF NOT EXISTS trial_rules"} {
-		if b := idx(before); b < 0 || e <= b {
-			t.Errorf("experiments migration at %d, %q at %d", e, before, b)
-		}
-	}
-}
-
 func TestExperimentLifecycle(t *testing.T) {
 	clk := clock.NewFake(t0)
 	s := openTest(t, filepath.Join(t.TempDir(), "e.db"), clk)

@@ -119,32 +119,6 @@ type Reviewer interface {
 
 var _ Reviewer = (*SQLiteStore)(nil)
 
-// migrationReview (schema version 2 when appended to migrations 1): the review
-// transitions table, and indexes for the rollout evidence queries.
-var migrationReview = []string{
-	`CREATE TABLE IF NOT EXISTS incident_transitions (
-		incident_id   TEXT NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
-		seq           INTEGER NOT NULL,
-		at            BIGINT NOT NULL,
-		actor         TEXT NOT NULL,
-		from_status   TEXT NOT NULL,
-		to_status     TEXT NOT NULL,
-		from_severity TEXT NOT NULL,
-		to_severity   TEXT NOT NULL,
-		from_category TEXT NOT NULL,
-		to_category   TEXT NOT NULL,
-		reason        TEXT NOT NULL,
-		PRIMARY KEY (incident_id, seq)
-	)`,
-	`CREATE INDEX IF NOT EXISTS incident_transitions_at ON incident_transitions (at)`,
-	`CREATE INDEX IF NOT EXISTS incidents_trial_model_status ON incidents (trial, model, status, created_at)`,
-	`CREATE INDEX IF NOT EXISTS interactions_trial_model_started ON interactions (trial, model, started_at)`,
-}
-
-// The migration is appended from init so this file stays self-contained; package
-// variables (migration 1 in sql.go) are initialised before any init runs.
-func init() { migrations = append(migrations, migrationReview) }
-
 // Review statements, written with "?" placeholders like sql.go and bound per dialect.
 const (
 	sqlUpdateIncidentReview = `UPDATE incidents SET status = ?, severity = ?, category = ?, updated_at = ? WHERE id = ?`

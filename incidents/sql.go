@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// This file is the only place that holds SQL. Statements are written once with
+// This file holds the SQL of the store's queries; the schema lives in the
+// embedded migrations/*.sql files (migrations.go). Statements are written once with
 // "?" placeholders in a subset both SQLite (3.24+) and PostgreSQL accept (TEXT,
 // BIGINT, DOUBLE PRECISION, ON CONFLICT ... DO NOTHING); a dialect renders them
 // (PostgreSQL wants $1, $2, ... and row locks for read-then-write).
@@ -50,51 +51,6 @@ func (d dialect) bind(q string) string {
 		b.WriteByte(q[i])
 	}
 	return b.String()
-}
-
-// migrations are applied in order; migration i brings the schema to version i+1.
-// Never edit a released migration: append a new one.
-var migrations = [][]string{
-	{ // 1: interactions, incidents, findings
-		`CREATE TABLE IF NOT EXISTS interactions (
-			id          TEXT PRIMARY KEY,
-			trial       TEXT NOT NULL,
-			model       TEXT NOT NULL,
-			status      TEXT NOT NULL,
-			redacted    INTEGER NOT NULL,
-			started_at  BIGINT NOT NULL,
-			recorded_at BIGINT NOT NULL,
-			payload     TEXT NOT NULL
-		)`,
-		`CREATE INDEX IF NOT EXISTS interactions_trial_started ON interactions (trial, started_at)`,
-		`CREATE TABLE IF NOT EXISTS incidents (
-			id             TEXT PRIMARY KEY,
-			interaction_id TEXT NOT NULL UNIQUE,
-			trial          TEXT NOT NULL,
-			model          TEXT NOT NULL,
-			category       TEXT NOT NULL,
-			severity       TEXT NOT NULL,
-			status         TEXT NOT NULL,
-			title          TEXT NOT NULL,
-			created_at     BIGINT NOT NULL,
-			updated_at     BIGINT NOT NULL
-		)`,
-		`CREATE INDEX IF NOT EXISTS incidents_created ON incidents (created_at DESC, id DESC)`,
-		`CREATE INDEX IF NOT EXISTS incidents_trial_created ON incidents (trial, created_at DESC)`,
-		`CREATE INDEX IF NOT EXISTS incidents_status_created ON incidents (status, created_at DESC)`,
-		`CREATE TABLE IF NOT EXISTS findings (
-			id             TEXT PRIMARY KEY,
-			incident_id    TEXT NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
-			interaction_id TEXT NOT NULL,
-			detector       TEXT NOT NULL,
-			category       TEXT NOT NULL,
-			severity       TEXT NOT NULL,
-			score          DOUBLE PRECISION NOT NULL,
-			created_at     BIGINT NOT NULL,
-			payload        TEXT NOT NULL
-		)`,
-		`CREATE INDEX IF NOT EXISTS findings_incident ON findings (incident_id, created_at)`,
-	},
 }
 
 // Schema bookkeeping.

@@ -74,14 +74,14 @@ func (s *sqlStore) applyMigrations(ctx context.Context, tx *sql.Tx) error {
 	if version > len(migrations) {
 		return fmt.Errorf("%w: database at version %d, this binary knows %d", ErrSchemaVersion, version, len(migrations))
 	}
-	for v := version; v < len(migrations); v++ {
-		for _, stmt := range migrations[v] {
+	for _, m := range migrations[version:] {
+		for i, stmt := range m.Statements {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("migration %d: %w", v+1, err)
+				return fmt.Errorf("migration %s, statement %d: %w", m.Name, i+1, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.st.insertMigration, v+1, s.clk.Now().UnixNano()); err != nil {
-			return fmt.Errorf("record migration %d: %w", v+1, err)
+		if _, err := tx.ExecContext(ctx, s.st.insertMigration, m.Version, s.clk.Now().UnixNano()); err != nil {
+			return fmt.Errorf("record migration %s: %w", m.Name, err)
 		}
 	}
 	return nil

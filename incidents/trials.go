@@ -42,24 +42,6 @@ type TrialRevision struct {
 	Source string `json:"source,omitempty"`
 }
 
-// migrationTrials (schema version 3: appended from init after review.go's
-// migration, Go running the init functions of a package's files in file name
-// order): the trial revisions table.
-var migrationTrials = []string{
-	`CREATE TABLE IF NOT EXISTS trial_revisions (
-		trial      TEXT NOT NULL,
-		revision   BIGINT NOT NULL,
-		created_at BIGINT NOT NULL,
-		created_by TEXT NOT NULL,
-		comment    TEXT NOT NULL,
-		digest     TEXT NOT NULL,
-		source     TEXT NOT NULL,
-		PRIMARY KEY (trial, revision)
-	)`,
-}
-
-func init() { migrations = append(migrations, migrationTrials) }
-
 // Trial statements, written with "?" placeholders like sql.go and bound per dialect.
 const (
 	trialColumns = `trial, revision, created_at, created_by, comment, digest`

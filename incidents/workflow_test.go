@@ -15,21 +15,6 @@ import (
 	"github.com/stagegate/stagegate/internal/clock"
 )
 
-func TestMigrationOrder(t *testing.T) {
-	// Migrations are appended from init functions in file name order; a file
-	// that sorts earlier must never shift the released ones.
-	want := []string{"CREATE TABLE IF NOT EXISTS interactions", "CREATE TABLE IF NOT EXISTS incident_transitions",
-		"CREATE TABLE IF NOT EXISTS trial_revisions", "CREATE TABLE IF NOT EXISTS trial_rules"}
-	if len(migrations) < len(want) {
-		t.Fatalf("%d migrations, want at least %d", len(migrations), len(want))
-	}
-	for i, w := range want {
-		if !strings.HasPrefix(strings.TrimSpace(migrations[i][0]), w) {
-			t.Errorf("migration %d starts %.60q, want %q", i+1, migrations[i][0], w)
-		}
-	}
-}
-
 func act(t *testing.T, s *SQLiteStore, id string, a Action) *Incident {
 	t.Helper()
 	inc, err := s.Act(context.Background(), id, a)
