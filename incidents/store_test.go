@@ -72,6 +72,7 @@ func TestStoreSuite(t *testing.T) {
 		{"SchemaRecordedOnce", testSchemaRecordedOnce},
 		{"ConcurrentOpenMigratesOnce", testConcurrentOpenMigratesOnce},
 		{"RefusesNewerSchema", testRefusesNewerSchema},
+		{"UpgradesOlderSchema", testUpgradesOlderSchema},
 		{"RecordInteractionIsIdempotent", testRecordInteractionIsIdempotent},
 		{"OpenIncidentMergesAndIsIdempotent", testOpenIncidentMergesAndIsIdempotent},
 		{"OpenIncidentRejectsInvalidInput", testOpenIncidentRejectsInvalidInput},
@@ -138,6 +139,38 @@ func testConcurrentOpenMigratesOnce(t *testing.T, b backend) {
 	}
 	if version, rows := schemaRows(t, stores[0]); version != len(migrations) || rows != len(migrations) {
 		t.Errorf("schema_migrations after %d concurrent opens: version %d rows %d, want %d", procs, version, rows, len(migrations))
+	}
+}
+
+// A database left at schema version 4 by an older binary (the tables of
+// migrations 5-7 absent) is brought to the newest version on open, keeping its
+// data, and each applied migration is recorded.
+func testUpgradesOlderSchema(t *testing.T, b backend) {
+	ctx := context.Background()
+	target := b.target(t)
+	s := openTarget(t, target, clock.NewFake(t0))
+	if err := s.RecordInteraction(ctx, interaction("i-old", "t1")); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{`DROP TABLE experiment_transitions`, `DROP TABLE experiments`, `DROP TABLE api_keys`,
+		`DROP TABLE burst_members`, `DROP TABLE burst_windows`, `DELETE FROM schema_migrations WHERE version > 4`} {
+		if _, err := s.db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	s.Close()
+	s2 := openTarget(t, target, clock.NewFake(t0))
+	if version, rows := schemaRows(t, s2); version != len(migrations) || rows != len(migrations) {
+		t.Errorf("after upgrade: version %d rows %d, want %d", version, rows, len(migrations))
+	}
+	if _, err := s2.Interaction(ctx, "i-old"); err != nil {
+		t.Errorf("interaction stored before the upgrade: %v", err)
+	}
+	for _, table := range []string{"burst_windows", "burst_members", "api_keys", "experiments", "experiment_transitions"} {
+		var n int
+		if err := s2.db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+			t.Errorf("table %s after upgrade: %v", table, err)
+		}
 	}
 }
 
