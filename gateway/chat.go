@@ -65,6 +65,9 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 		err = g.limitKey(x)
 	}
 	if err == nil {
+		err = g.checkParticipant(x)
+	}
+	if err == nil {
 		err = g.checkWindow(x)
 	}
 	if err == nil {
@@ -74,6 +77,7 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request) {
 		err = g.decode(x)
 	}
 	if err == nil {
+		g.assignCohort(x) // needs the pseudonymous user from decode
 		err = g.limitUser(x)
 	}
 	if err == nil {
@@ -109,10 +113,11 @@ func (g *Gateway) authenticate(x *exchange) error {
 	if err != nil {
 		return err
 	}
-	t := g.d.Trials[p.Trial]
-	if t == nil {
+	e := (*g.trials.Load())[p.Trial]
+	if e == nil {
 		return Error(http.StatusUnauthorized, fmt.Errorf("%w: the key's trial is not configured", ErrUnauthorized))
 	}
+	t := e.t
 	x.principal, x.trial = p, t
 	x.in.Trial, x.in.Tenant, x.in.Cohort = t.ID, p.Tenant, p.Cohort
 	return nil
@@ -197,7 +202,7 @@ func (g *Gateway) decide(x *exchange) error {
 		size += len(m.Content)
 	}
 	stage := ""
-	if a, ok := g.d.Assigner.Assign(x.trial.ID, x.user, x.principal.Cohort, x.in.ID); ok {
+	if a, ok := g.d.Assigner.Assign(x.trial.ID, x.user, x.in.Cohort, x.in.ID); ok {
 		stage = a.Stage
 	}
 	in := policies.Input{
@@ -208,7 +213,7 @@ func (g *Gateway) decide(x *exchange) error {
 			Model: x.req.Model, Stream: x.req.Stream, MaxTokens: x.req.MaxTokens,
 			MessageCount: len(x.req.Messages), Roles: roles, EstimatedPromptTokens: size/4 + 1,
 		},
-		Caller: policies.Caller{Tenant: x.principal.Tenant, User: x.user, Cohort: x.principal.Cohort, Attributes: x.principal.Attributes,
+		Caller: policies.Caller{Tenant: x.principal.Tenant, User: x.user, Cohort: x.in.Cohort, Attributes: x.principal.Attributes,
 			OverQuota: g.quotas.over(x.quotaKey(), x.start, x.trial.Caps, x.req.Stream)},
 		Signals: x.trial.Extractor.Extract(texts...),
 	}
@@ -234,6 +239,9 @@ func (g *Gateway) decide(x *exchange) error {
 		d = policies.Decision{Allow: true, FailMode: policies.FailOpen, Reasons: []policies.Reason{{Code: "policy_error_fail_open", Message: "policy unavailable; the trial fails open"}}}
 		// Recorded all the same, so a replay can re-evaluate it.
 		d.Input, d.InputHash = policies.CanonicalInput(in)
+	}
+	if x.trial.RedactPII {
+		d.Obligations.RedactPIIInStorage = true
 	}
 	if c := x.trial.Caps.TokensPerRequest; c > 0 && (d.Obligations.MaxTokens == 0 || d.Obligations.MaxTokens > c) {
 		d.Obligations.MaxTokens = c
@@ -265,7 +273,7 @@ func (g *Gateway) decide(x *exchange) error {
 // assignModel picks candidate or baseline (sticky per user); the policy may
 // override the route, e.g. to keep an over-quota user on the baseline.
 func (g *Gateway) assignModel(x *exchange) error {
-	a, ok := g.d.Assigner.Assign(x.trial.ID, x.user, x.principal.Cohort, x.in.ID)
+	a, ok := g.d.Assigner.Assign(x.trial.ID, x.user, x.in.Cohort, x.in.ID)
 	if !ok {
 		return Error(http.StatusServiceUnavailable, fmt.Errorf("%w: trial %s has no rollout plan", ErrUpstream, x.trial.ID))
 	}

@@ -82,6 +82,16 @@ type Trial struct {
 	// Limits are hard per-key and per-user rate limits and concurrency caps:
 	// 429 with Retry-After, before the policy runs (limits.go).
 	Limits Limits
+	// RedactPII stores every interaction of the trial with PII redacted,
+	// whatever the policy's obligations say.
+	RedactPII bool
+	// Tenants and Keys, when not empty, are the trial's participants: a key of
+	// another tenant, or a key (by Principal.KeyID) not listed, gets 403
+	// not_a_participant.
+	Tenants, Keys []string
+	// Cohorts assign users to cohorts in order (the first that takes a user
+	// wins); a user none takes keeps the cohort of their API key.
+	Cohorts []CohortRule
 }
 
 // Upstream is one OpenAI-compatible model endpoint.

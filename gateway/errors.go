@@ -30,6 +30,9 @@ var (
 	ErrRecordingUnavailable = errors.New("interaction recording unavailable")
 	// ErrTrialNotActive: the request falls outside the trial's start and end (403).
 	ErrTrialNotActive = errors.New("trial not active")
+	// ErrNotParticipant: the key's tenant or the key itself is not among the
+	// trial's participants (403).
+	ErrNotParticipant = errors.New("not a participant of the trial")
 	// ErrMethod: wrong HTTP method (405).
 	ErrMethod = errors.New("method not allowed")
 	// ErrNotFound: no such endpoint (404).
@@ -59,6 +62,8 @@ func Error(status int, err error) *HTTPError {
 		he.Type, he.Code = "permission_error", "policy_denied"
 	case errors.Is(err, ErrTrialNotActive):
 		he.Type, he.Code = "permission_error", "trial_not_active"
+	case errors.Is(err, ErrNotParticipant):
+		he.Type, he.Code = "permission_error", "not_a_participant"
 	case errors.Is(err, ErrUnknownModel):
 		he.Type, he.Code = "invalid_request_error", "model_not_found"
 	case errors.Is(err, ErrTooLarge):

@@ -101,7 +101,8 @@ type Gateway struct {
 	client   *http.Client                  // shared by models without their own connect timeout
 	ups      atomic.Pointer[upstreamTable] // models by name, copy-on-write (upstreams.go)
 	upsMu    sync.Mutex                    // serialises writers of ups
-	models   map[string][]byte             // trial id -> encoded GET /v1/models answer
+	trials   atomic.Pointer[trialTable]    // trials by id, copy-on-write (trials.go)
+	trialsMu sync.Mutex                    // serialises writers of trials
 	keys     atomic.Pointer[Keys]          // the key table; SetKeys swaps it (keytable.go)
 	limits   *limiter                      // the trials' request limits (limits.go)
 
@@ -131,15 +132,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		errs = append(errs, errors.New("gateway: a pseudonymizer is required"))
 	}
 	for id, t := range d.Trials {
-		if t.Decider == nil || t.Extractor == nil {
-			errs = append(errs, fmt.Errorf("gateway: trial %s needs a decider and an extractor", id))
-		}
-		if t.LogicalModel == "" {
-			errs = append(errs, fmt.Errorf("gateway: trial %s has no logical model", id))
-		}
-		if err := t.Limits.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("gateway: trial %s: %w", id, err))
-		}
+		errs = append(errs, validateTrial(id, t))
 	}
 	for name, u := range d.Upstreams {
 		if u == nil || u.BaseURL == "" {
@@ -182,10 +175,11 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		ups[name] = e
 	}
 	g.ups.Store(&ups)
-	g.models = make(map[string][]byte, len(d.Trials))
+	trials := make(trialTable, len(d.Trials))
 	for id, t := range d.Trials {
-		g.models[id] = modelList(t.LogicalModel, g.clk.Now().Unix())
+		trials[id] = &trialEntry{t: t, models: modelList(t.LogicalModel, g.clk.Now().Unix())}
 	}
+	g.trials.Store(&trials)
 	return g, nil
 }
 
@@ -306,8 +300,10 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	body := g.models[p.Trial]
-	if body == nil {
+	var body []byte
+	if e := (*g.trials.Load())[p.Trial]; e != nil {
+		body = e.models
+	} else {
 		body = modelList("", 0)
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -112,11 +112,30 @@ func (a *adminServer) applyTrial(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := map[string]any{"trial": t.ID, "definition": t, "policy_check": check, "dry_run": req.DryRun}
+	// A gateway in this process must be able to serve the definition (its
+	// models known, its policy compiled) before it is stored; gateways in
+	// other processes pick it up from the store (trials_live.go).
+	var ready *prepared
+	if live := a.s.live; live != nil {
+		live.applying.Lock()
+		defer live.applying.Unlock()
+		var err error
+		if ready, err = live.prepare(r.Context(), t, 0); err != nil {
+			apiError(w, http.StatusUnprocessableEntity, "trial_not_servable", err.Error())
+			return
+		}
+	}
 	if req.DryRun {
+		if ready != nil {
+			ready.discard(r.Context())
+		}
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
 	rev, created, err := a.s.store.PutTrialRevision(r.Context(), t.ID, req.Actor, req.Comment, []byte(req.Definition))
+	if err != nil && ready != nil {
+		ready.discard(r.Context())
+	}
 	if errors.Is(err, incidents.ErrInvalid) {
 		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
@@ -124,6 +143,14 @@ func (a *adminServer) applyTrial(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.internal(w, "store trial", err)
 		return
+	}
+	if ready != nil {
+		ready.revision = rev.Revision
+		if err := a.s.live.commit(r.Context(), ready); err != nil {
+			a.internal(w, "put the trial into service", err)
+			return
+		}
+		resp["in_service"] = true
 	}
 	rev.Source = ""
 	resp["revision"], resp["created"] = rev, created

@@ -98,6 +98,10 @@ type GatewayConfig struct {
 	// process's admin API are picked up (default 5s); this process's own admin
 	// API applies them at once.
 	KeyRefresh time.Duration `yaml:"key_refresh"`
+	// TrialRefresh is how often trial definitions applied through another
+	// process's admin API are put into service here (default 5s); this
+	// process's own admin API applies them at once.
+	TrialRefresh time.Duration `yaml:"trial_refresh"`
 }
 
 // AdminConfig is the admin API section.

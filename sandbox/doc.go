@@ -5,6 +5,10 @@
 // NewRole runs one part per process instead (gateway, monitor, controller,
 // console; roles.go) against a shared NATS cluster and store, for scale-out.
 //
+// Trials come from the configuration and from definitions a regulator applies
+// through the admin API: those are stored as numbered revisions and put into
+// service on every gateway (trials_live.go).
+//
 // Configuration comes in from a YAML file and flags; requests come in on the gateway
 // and admin listeners; everything the process records goes out to JetStream and the
 // store under the data dir.

@@ -198,11 +198,15 @@ func (k *keyTable) halt() {
 	k.stop = nil
 }
 
-// trialIDs are the trials this sandbox serves.
+// trialIDs are the trials this sandbox serves: configured, and applied
+// through the admin API and in service here.
 func (s *Sandbox) trialIDs() map[string]bool {
 	out := make(map[string]bool, len(s.cfg.Trials))
 	for _, t := range s.cfg.Trials {
 		out[t.ID] = true
+	}
+	for _, id := range s.live.ids() {
+		out[id] = true
 	}
 	return out
 }

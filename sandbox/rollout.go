@@ -187,13 +187,7 @@ func (a *adminServer) applyRollout(w http.ResponseWriter, r *http.Request) {
 // does not run, or a model that is neither configured nor registered.
 func (s *Sandbox) checkRolloutTargets(ctx context.Context, spec deploy.Spec) []string {
 	var problems []string
-	known := false
-	for _, t := range s.cfg.Trials {
-		if t.ID == spec.Trial {
-			known = true
-		}
-	}
-	if !known {
+	if !s.trialIDs()[spec.Trial] {
 		problems = append(problems, fmt.Sprintf("trial %q is not configured in this sandbox", spec.Trial))
 	}
 	for _, m := range []struct{ role, name string }{{"candidate", spec.Candidate}, {"baseline", spec.Baseline}} {

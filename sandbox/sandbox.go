@@ -71,6 +71,8 @@ type Sandbox struct {
 	metrics    *metricsRegistry
 	tracing    *tracing
 	policies   map[string]*policies.Reloader // per trial, for status and metrics
+	policiesMu sync.RWMutex                  // guards policies (applied trials replace engines)
+	live       *liveTrials                   // applied trial definitions in service (trials_live.go)
 	loki       *lokiShipper                  // nil unless logs.loki_url is set
 	baseLog    *slog.Logger                  // the logger before Loki was teed in
 	assigner   *deploy.Assigner              // the gateway's plans, kept current by the rollout watcher
@@ -302,10 +304,20 @@ func (s *Sandbox) startGateway(ctx context.Context, ups map[string]*gateway.Upst
 	if err := s.startModelWatch(ctx, s.gw); err != nil {
 		return err
 	}
+	// Trial definitions applied through the admin API (stored revisions) go
+	// into service before the first request, and later ones as they come.
+	s.live = newLiveTrials(s)
+	if err := s.live.sync(ctx); err != nil {
+		return fmt.Errorf("stored trials: %w", err)
+	}
+	if err := s.keys.refresh(ctx, true); err != nil { // keys of trials that just came into service
+		return fmt.Errorf("api keys: %w", err)
+	}
 	if err := s.gw.Start(ctx); err != nil {
 		return err
 	}
 	s.keys.start(s.cfg.Gateway.KeyRefresh)
+	s.live.start(s.cfg.Gateway.TrialRefresh)
 	return nil
 }
 
@@ -393,6 +405,7 @@ func (s *Sandbox) Stop(ctx context.Context) error {
 func (s *Sandbox) stopLocked(ctx context.Context) error {
 	var errs []error
 	s.keys.halt()
+	s.live.halt() // before the gateway goes: its poll puts trials into it
 	if s.gw != nil {
 		errs = append(errs, s.gw.Stop(ctx))
 		s.gw = nil
@@ -401,10 +414,12 @@ func (s *Sandbox) stopLocked(ctx context.Context) error {
 		errs = append(errs, s.publisher.Stop(ctx))
 		s.publisher = nil
 	}
+	s.policiesMu.Lock()
 	for _, r := range s.policies {
 		errs = append(errs, r.Stop(ctx))
 	}
 	s.policies = nil
+	s.policiesMu.Unlock()
 	if s.runner != nil {
 		errs = append(errs, s.runner.Stop(ctx))
 		s.runner = nil
@@ -489,6 +504,8 @@ func (s *Sandbox) Config() Config { return s.cfg }
 // policyStatuses reports each trial's policy revision in service and the last
 // reload error (keep-last-good), for the admin API.
 func (s *Sandbox) policyStatuses() map[string]policies.ReloadStatus {
+	s.policiesMu.RLock()
+	defer s.policiesMu.RUnlock()
 	out := make(map[string]policies.ReloadStatus, len(s.policies))
 	for id, r := range s.policies {
 		out[id] = r.Status()

@@ -57,6 +57,9 @@ func (c Config) securityProblems() []error {
 	if c.Gateway.MaxHeaderBytes != 0 && c.Gateway.MaxHeaderBytes < 4096 {
 		add("gateway.max_header_bytes %d: want at least 4096", c.Gateway.MaxHeaderBytes)
 	}
+	if c.Gateway.TrialRefresh < 0 {
+		add("gateway.trial_refresh %s: must not be negative", c.Gateway.TrialRefresh)
+	}
 	if c.Gateway.KeyRefresh < 0 {
 		add("gateway.key_refresh %s: must not be negative", c.Gateway.KeyRefresh)
 	}

@@ -104,6 +104,7 @@ func trialApply(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Created     bool           `json:"created"`
 		Revision    *trialRevision `json:"revision"`
 		PolicyCheck map[string]any `json:"policy_check"`
+		InService   bool           `json:"in_service"`
 	}
 	err = c.call(ctx, "POST", "/api/v1/trials", map[string]any{
 		"definition": string(src), "file": *file, "actor": *actor, "comment": *comment, "dry_run": *dryRun,
@@ -124,6 +125,13 @@ func trialApply(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "trial %s revision %d applied by %s; %s\n", out.Trial, out.Revision.Revision, out.Revision.CreatedBy, check)
 	default:
 		fmt.Fprintf(stdout, "trial %s unchanged (revision %d has the same definition)\n", out.Trial, out.Revision.Revision)
+	}
+	if !*dryRun {
+		if out.InService {
+			fmt.Fprintln(stdout, "in service on the gateway now; other gateways follow within gateway.trial_refresh")
+		} else {
+			fmt.Fprintln(stdout, "stored; the gateways put it into service within gateway.trial_refresh")
+		}
 	}
 	return nil
 }
