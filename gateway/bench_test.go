@@ -136,3 +136,33 @@ func BenchmarkServeHTTPParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkServeHTTPCohorts is the plain request on a trial applied with
+// participants (tenants, keys) and three cohort rules (a user list, a key
+// attribute, a percentage), the last one taking the user: every step of the
+// participant check and the cohort assignment runs.
+func BenchmarkServeHTTPCohorts(b *testing.B) {
+	g, _ := benchGateway(b)
+	cur, _ := g.Trial("demo")
+	t := *cur
+	t.Tenants, t.Keys = []string{"other", "acme"}, []string{"k0", "k1"}
+	t.Cohorts = []gateway.CohortRule{
+		{Name: "internal", Users: map[string]bool{"p_acme_staff": true}},
+		{Name: "clinicians", Attribute: "role", Values: []string{"clinician"}},
+		{Name: "everyone", From: 0, To: gateway.CohortScale},
+	}
+	if err := g.SetTrial(&t); err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"model":"demo","user":"alice","max_tokens":256,"messages":[{"role":"user","content":"What are the opening hours of the central library?"}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+pilotKey)
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+		}
+	}
+}
