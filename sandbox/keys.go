@@ -211,6 +211,17 @@ func (s *Sandbox) trialIDs() map[string]bool {
 	return out
 }
 
+// knownTrial reports whether id is configured, in service here, or applied
+// (stored) — a process without a gateway, such as the console role, knows
+// applied trials only from the store.
+func (s *Sandbox) knownTrial(ctx context.Context, id string) bool {
+	if s.trialIDs()[id] {
+		return true
+	}
+	_, err := s.store.TrialRevision(ctx, id, 0)
+	return err == nil
+}
+
 // keyRoutes serves the key endpoints of the admin API.
 func (a *adminServer) keyRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/keys", a.auth(a.createKey))
@@ -246,8 +257,8 @@ func (a *adminServer) createKey(w http.ResponseWriter, r *http.Request) {
 	if req.Actor == "" {
 		req.Actor = defaultKeyActor
 	}
-	if !a.s.trialIDs()[req.Trial] {
-		apiError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("trial %q is not served here", req.Trial))
+	if !a.s.knownTrial(r.Context(), req.Trial) {
+		apiError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("trial %q is neither configured nor applied", req.Trial))
 		return
 	}
 	key, id, prefix, err := newAPIKey()

@@ -187,8 +187,8 @@ func (a *adminServer) applyRollout(w http.ResponseWriter, r *http.Request) {
 // does not run, or a model that is neither configured nor registered.
 func (s *Sandbox) checkRolloutTargets(ctx context.Context, spec deploy.Spec) []string {
 	var problems []string
-	if !s.trialIDs()[spec.Trial] {
-		problems = append(problems, fmt.Sprintf("trial %q is not configured in this sandbox", spec.Trial))
+	if !s.knownTrial(ctx, spec.Trial) {
+		problems = append(problems, fmt.Sprintf("trial %q is neither configured in this sandbox nor applied (stagegate trial apply)", spec.Trial))
 	}
 	for _, m := range []struct{ role, name string }{{"candidate", spec.Candidate}, {"baseline", spec.Baseline}} {
 		if s.configuredModel(m.name) {

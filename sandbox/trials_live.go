@@ -182,9 +182,17 @@ func (l *liveTrials) commit(ctx context.Context, p *prepared) error {
 		}
 	}
 	l.mu.Lock()
+	_, before := l.served[p.def.ID]
 	l.served[p.def.ID], l.source[p.def.ID] = p.revision, p.source
 	delete(l.failing, p.def.ID)
 	l.mu.Unlock()
+	if !before {
+		// Keys of a trial new to this gateway were left out of its key table
+		// (it only holds keys of trials it serves); rebuild it now.
+		if err := s.keys.refresh(ctx, true); err != nil {
+			s.log.Warn("api keys not refreshed after a trial came into service", "trial", p.def.ID, "err", err)
+		}
+	}
 	s.log.Info("trial in service", "trial", p.def.ID, "revision", p.revision, "stage", p.plan.Stage,
 		"candidate", p.plan.Candidate, "baseline", p.plan.Baseline, "policy_revision", policyRevision(p.gw.Decider))
 	return nil

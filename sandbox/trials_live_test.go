@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stagegate/stagegate/gateway"
+	"github.com/stagegate/stagegate/incidents"
 	"github.com/stagegate/stagegate/internal/testutil"
 )
 
@@ -57,6 +58,7 @@ func TestAppliedTrialGoesIntoService(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Gateway.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Gateway.TrialRefresh = 50 * time.Millisecond
+	cfg.Gateway.KeyRefresh = time.Hour // keys reach the gateway through its own admin API, or a trial coming into service
 	sb, err := New(cfg, Deps{})
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +163,23 @@ func TestAppliedTrialGoesIntoService(t *testing.T) {
 	}
 	testutil.WaitFor(t, 10*time.Second, "revision 3 in service", func() bool {
 		st, _, _ := send(gw, plain, "bob")
+		return st == 200
+	})
+
+	// Another process applies a trial new to this gateway and creates a key for
+	// it (both only in the store): the poll serves the trial and the key works.
+	other := strings.NewReplacer("id: clinic", "id: clinic-two", "logical_model: clinic", "logical_model: clinic-two").Replace(open)
+	const otherKey = "sg_live_elsewhere0000000000000000000000"
+	if _, err := sb.store.CreateAPIKey(context.Background(), incidents.APIKey{ID: "key_elsewhere", Prefix: "sg_live_else",
+		Hash: gateway.HashKey(otherKey), Trial: "clinic-two", Tenant: "acme", CreatedBy: "elsewhere"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := sb.store.PutTrialRevision(context.Background(), "clinic-two", "elsewhere", "", []byte(other)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "clinic-two and its key in service", func() bool {
+		st, _, _ := call(t, nil, http.MethodPost, gw+"/v1/chat/completions", otherKey, map[string]any{
+			"model": "clinic-two", "user": "zoe", "messages": []map[string]string{{"role": "user", "content": "hello"}}})
 		return st == 200
 	})
 
