@@ -45,7 +45,7 @@ func TestKeyCommands(t *testing.T) {
 		{"unknown action", []string{"key", "explode"}, 2, []string{`unknown action "explode"`}, ""},
 		{"create needs trial and tenant", []string{"key", "create", "--trial", "demo", admin}, 2, []string{"--trial and --tenant are required"}, ""},
 		{"bad attr", []string{"key", "create", "--trial", "demo", "--tenant", "x", "--attr", "noequals", admin}, 2, []string{"name=value"}, ""},
-		{"unknown trial", []string{"key", "create", "--trial", "nope", "--tenant", "x", admin}, 1, []string{"not served here"}, ""},
+		{"unknown trial", []string{"key", "create", "--trial", "nope", "--tenant", "x", admin}, 1, []string{"neither configured nor applied"}, ""},
 		{"list", []string{"key", "list", admin}, 0, []string{id, "demo", "acme", "pilot", "ios"}, key},
 		{"show", []string{"key", "show", id, admin}, 0, []string{"trial:    demo", "attr:     age_band=adult"}, key},
 		{"revoke", []string{"key", "revoke", id, "--reason", "test", admin}, 0, []string{"revoked"}, ""},
