@@ -139,7 +139,7 @@ func (g *Gateway) principal(r *http.Request) (Principal, error) {
 // decode reads and validates the body, and pseudonymises the end user at once so
 // the raw id goes no further.
 func (g *Gateway) decode(x *exchange) error {
-	body, err := readBody(x.r, g.cfg.MaxBodyBytes)
+	body, err := readBodyWithin(x.w, x.r, g.cfg.MaxBodyBytes, g.cfg.BodyReadTimeout)
 	if err != nil {
 		return err
 	}

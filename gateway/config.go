@@ -16,6 +16,7 @@ const (
 	DefaultUpstreamTimeout   = 120 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	DefaultBodyReadTimeout   = 30 * time.Second
 )
 
 // Config of the gateway listener and request bounds.
@@ -34,6 +35,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes idle keep-alive connections.
 	IdleTimeout time.Duration
+	// BodyReadTimeout bounds reading a request's body once its headers are in,
+	// so a client trickling bytes cannot hold a connection and a goroutine
+	// (408 request_timeout). It does not bound the answer, which may stream.
+	BodyReadTimeout time.Duration
 	// StreamKeepAlive: when a streaming request's model has not answered for this
 	// long, the gateway starts the event stream and sends an SSE comment at this
 	// interval so clients and proxies do not give up. Negative disables it.
@@ -63,6 +68,9 @@ func (c Config) WithDefaults() Config {
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = DefaultBodyReadTimeout
+	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
@@ -89,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if c.UpstreamTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("gateway upstream timeout %s: must be positive", c.UpstreamTimeout))
+	}
+	if c.BodyReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("gateway body read timeout %s: must not be negative", c.BodyReadTimeout))
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("gateway tls: set both the certificate and the key file, or neither"))

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stagegate/stagegate/events"
@@ -34,6 +36,28 @@ type chatRequest struct {
 	Temperature  *float64
 }
 
+// readBodyWithin reads the body as readBody does, under a read deadline of
+// timeout on the connection (cleared afterwards, so a streamed answer is not
+// cut): a body that does not arrive in time is ErrBodyTimeout (408).
+func readBodyWithin(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	// A socket deadline is wall-clock time by nature, not the injected clock.
+	// Writers that cannot set one (tests' recorders) read without it.
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
+	body, err := readBody(r, limit)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline stays: net/http drains an unread body before it answers,
+		// which must fail at once rather than wait for bytes that do not come;
+		// the connection is closed after the answer.
+		w.Header().Set("Connection", "close")
+		return nil, Error(http.StatusRequestTimeout, fmt.Errorf("%w: the body did not arrive within %s", ErrBodyTimeout, timeout))
+	}
+	if deadline {
+		_ = rc.SetReadDeadline(time.Time{}) // the answer may stream for minutes
+	}
+	return body, err
+}
+
 // readBody reads at most limit bytes; a longer body is ErrTooLarge.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
@@ -45,7 +69,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, Error(http.StatusBadRequest, fmt.Errorf("%w: reading body: %v", ErrMalformed, err))
+		return nil, Error(http.StatusBadRequest, fmt.Errorf("%w: reading body: %w", ErrMalformed, err))
 	}
 	if n > limit {
 		return nil, Error(http.StatusRequestEntityTooLarge, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, limit))

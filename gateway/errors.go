@@ -33,6 +33,8 @@ var (
 	// ErrNotParticipant: the key's tenant or the key itself is not among the
 	// trial's participants (403).
 	ErrNotParticipant = errors.New("not a participant of the trial")
+	// ErrBodyTimeout: the request body did not arrive within BodyReadTimeout (408).
+	ErrBodyTimeout = errors.New("request body timeout")
 	// ErrMethod: wrong HTTP method (405).
 	ErrMethod = errors.New("method not allowed")
 	// ErrNotFound: no such endpoint (404).
@@ -62,6 +64,8 @@ func Error(status int, err error) *HTTPError {
 		he.Type, he.Code = "permission_error", "policy_denied"
 	case errors.Is(err, ErrTrialNotActive):
 		he.Type, he.Code = "permission_error", "trial_not_active"
+	case errors.Is(err, ErrBodyTimeout):
+		he.Type, he.Code = "invalid_request_error", "request_timeout"
 	case errors.Is(err, ErrNotParticipant):
 		he.Type, he.Code = "permission_error", "not_a_participant"
 	case errors.Is(err, ErrUnknownModel):

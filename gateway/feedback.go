@@ -48,7 +48,7 @@ func (g *Gateway) feedback(w http.ResponseWriter, r *http.Request) error {
 	if g.d.Feedback == nil {
 		return Error(http.StatusNotFound, fmt.Errorf("%w: feedback is not enabled", ErrNotFound))
 	}
-	body, err := readBody(r, maxFeedbackBody)
+	body, err := readBodyWithin(w, r, maxFeedbackBody, g.cfg.BodyReadTimeout)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"net"
@@ -168,5 +171,44 @@ func TestIsLoopback(t *testing.T) {
 		if got := gateway.IsLoopback(addr); got != want {
 			t.Errorf("IsLoopback(%q) = %v", addr, got)
 		}
+	}
+}
+
+// A client that sends its headers and then trickles the body gets 408 once
+// BodyReadTimeout passes, rather than holding the connection for as long as
+// it likes; a body that arrives in time is served.
+func TestSlowBodyTimesOut(t *testing.T) {
+	g := startedGateway(t, gateway.Config{BodyReadTimeout: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", g.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"model":"demo","messages":[{"role":"user","content":"hi"}]}`
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		pilotKey, len(body), body[:10]) // the rest never comes
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(raw), "request_timeout") {
+		t.Fatalf("slow body: %d %s", resp.StatusCode, raw)
+	}
+	// A body that arrives in time is served, and an answer that streams for
+	// longer than the body timeout is not cut.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+g.Addr()+"/v1/chat/completions",
+		strings.NewReader(`{"model":"demo","stream":true,"messages":[{"role":"user","content":"[sim:gap=150ms] [sim:tokens=5] hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+pilotKey)
+	ok, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed, _ := io.ReadAll(ok.Body)
+	ok.Body.Close()
+	if ok.StatusCode != 200 || !strings.Contains(string(streamed), "[DONE]") {
+		t.Fatalf("stream after the body deadline: %d %s", ok.StatusCode, streamed)
 	}
 }
