@@ -39,6 +39,22 @@ import (
 // revisions applied through another process's admin API.
 const DefaultTrialRefresh = 5 * time.Second
 
+const (
+	// trialSyncTimeout bounds one pass over the stored trials (compiling a
+	// policy can take a while on a busy machine; the poll interval may be short).
+	trialSyncTimeout = 30 * time.Second
+	// trialRetryAfter is how long a revision that could not be served waits
+	// before it is tried again (a model may have been registered since, or
+	// the store was briefly unreachable).
+	trialRetryAfter = 30 * time.Second
+)
+
+// failure is a stored revision that could not be put into service.
+type failure struct {
+	revision int
+	retryAt  time.Time
+}
+
 // liveTrials keeps the gateway's trials in step with the stored definitions.
 type liveTrials struct {
 	s *Sandbox
@@ -46,17 +62,17 @@ type liveTrials struct {
 	// applying is held from prepare to commit, so the admin API and the poll
 	// never put two revisions of a trial into service at once.
 	applying sync.Mutex
-	mu       sync.Mutex        // guards the maps
-	served   map[string]int    // trial -> stored revision in service
-	source   map[string]string // trial -> where its policy in service comes from
-	failing  map[string]int    // trial -> revision that failed (logged once)
+	mu       sync.Mutex         // guards the maps
+	served   map[string]int     // trial -> stored revision in service
+	source   map[string]string  // trial -> where its policy in service comes from
+	failing  map[string]failure // trial -> the revision that could not be served
 
 	stop chan struct{}
 	done chan struct{}
 }
 
 func newLiveTrials(s *Sandbox) *liveTrials {
-	return &liveTrials{s: s, served: map[string]int{}, source: map[string]string{}, failing: map[string]int{}}
+	return &liveTrials{s: s, served: map[string]int{}, source: map[string]string{}, failing: map[string]failure{}}
 }
 
 // prepared is a definition made ready to serve, not yet in service.
@@ -189,7 +205,9 @@ func (l *liveTrials) commit(ctx context.Context, p *prepared) error {
 	if !before {
 		// Keys of a trial new to this gateway were left out of its key table
 		// (it only holds keys of trials it serves); rebuild it now.
-		if err := s.keys.refresh(ctx, true); err != nil {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), trialSyncTimeout)
+		defer cancel()
+		if err := s.keys.refresh(kctx, true); err != nil {
 			s.log.Warn("api keys not refreshed after a trial came into service", "trial", p.def.ID, "err", err)
 		}
 	}
@@ -245,8 +263,8 @@ func (l *liveTrials) applyRevision(ctx context.Context, rev incidents.TrialRevis
 }
 
 // sync puts every stored trial whose newest revision is not in service into
-// service. A revision that cannot be served is logged once and skipped; the
-// trial keeps what it served before.
+// service. A revision that cannot be served is logged once and tried again
+// after trialRetryAfter; meanwhile the trial keeps what it served before.
 func (l *liveTrials) sync(ctx context.Context) error {
 	latest, err := l.s.store.Trials(ctx)
 	if err != nil {
@@ -256,9 +274,13 @@ func (l *liveTrials) sync(ctx context.Context) error {
 	for _, rev := range latest {
 		if err := l.syncOne(ctx, rev); err != nil {
 			l.mu.Lock()
-			l.failing[rev.Trial] = rev.Revision
+			first := l.failing[rev.Trial].revision != rev.Revision
+			l.failing[rev.Trial] = failure{revision: rev.Revision, retryAt: l.s.clk.Now().Add(trialRetryAfter)}
 			l.mu.Unlock()
-			l.s.log.Error("trial revision not in service; the gateway keeps what it served", "trial", rev.Trial, "revision", rev.Revision, "err", err)
+			if first { // logged once per revision; retried quietly
+				l.s.log.Error("trial revision not in service; the gateway keeps what it served", "trial", rev.Trial,
+					"revision", rev.Revision, "retry_every", trialRetryAfter, "err", err)
+			}
 		}
 	}
 	return nil
@@ -269,7 +291,8 @@ func (l *liveTrials) syncOne(ctx context.Context, rev incidents.TrialRevision) e
 	l.applying.Lock()
 	defer l.applying.Unlock()
 	l.mu.Lock()
-	done := l.served[rev.Trial] == rev.Revision || l.failing[rev.Trial] == rev.Revision
+	f := l.failing[rev.Trial]
+	done := l.served[rev.Trial] == rev.Revision || (f.revision == rev.Revision && l.s.clk.Now().Before(f.retryAt))
 	l.mu.Unlock()
 	if done {
 		return nil
@@ -297,7 +320,7 @@ func (l *liveTrials) start(interval time.Duration) {
 				return
 			case <-t.C:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), interval)
+			ctx, cancel := context.WithTimeout(context.Background(), trialSyncTimeout)
 			if err := l.sync(ctx); err != nil {
 				l.s.log.Warn("stored trials not checked", "err", err)
 			}
