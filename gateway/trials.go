@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 )
@@ -107,11 +108,7 @@ func (g *Gateway) SetTrial(t *Trial) error {
 	e := &trialEntry{t: t, models: modelList(t.LogicalModel, g.clk.Now().Unix())}
 	g.trialsMu.Lock()
 	defer g.trialsMu.Unlock()
-	cur := *g.trials.Load()
-	next := make(trialTable, len(cur)+1)
-	for k, v := range cur {
-		next[k] = v
-	}
+	next := maps.Clone(*g.trials.Load())
 	next[t.ID] = e
 	g.trials.Store(&next)
 	return nil

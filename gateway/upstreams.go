@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"sync/atomic"
@@ -85,10 +86,7 @@ func (g *Gateway) SetUpstream(u *Upstream) error {
 	g.upsMu.Lock()
 	defer g.upsMu.Unlock()
 	cur := *g.ups.Load()
-	next := make(upstreamTable, len(cur)+1)
-	for k, v := range cur {
-		next[k] = v
-	}
+	next := maps.Clone(cur)
 	old := cur[e.u.Name]
 	next[e.u.Name] = e
 	g.ups.Store(&next)
@@ -108,12 +106,8 @@ func (g *Gateway) RemoveUpstream(name string) bool {
 	if !ok {
 		return false
 	}
-	next := make(upstreamTable, len(cur))
-	for k, v := range cur {
-		if k != name {
-			next[k] = v
-		}
-	}
+	next := maps.Clone(cur)
+	delete(next, name)
 	g.ups.Store(&next)
 	if old.client != nil {
 		old.client.CloseIdleConnections()

@@ -22,10 +22,25 @@ import (
 // startDemo runs the demo sandbox on random loopback ports in dataDir.
 func startDemo(t *testing.T, dataDir string) *Sandbox {
 	t.Helper()
-	cfg := Demo()
+	cfg := loopbackDemo(t)
 	cfg.DataDir = dataDir
-	cfg.Gateway.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Gateway.UpstreamTimeout = 2 * time.Second
+	return startConfig(t, cfg)
+}
+
+// loopbackDemo is the demo configuration on free loopback ports and a fresh
+// data dir.
+func loopbackDemo(t *testing.T) Config {
+	cfg := Demo()
+	cfg.DataDir = t.TempDir()
+	cfg.Gateway.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	return cfg
+}
+
+// startConfig starts a sandbox and stops it when the test ends (Stop is
+// idempotent, so a test may stop it earlier).
+func startConfig(t *testing.T, cfg Config) *Sandbox {
+	t.Helper()
 	sb, err := New(cfg, Deps{})
 	if err != nil {
 		t.Fatal(err)

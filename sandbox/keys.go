@@ -72,8 +72,7 @@ type keyTable struct {
 
 	size   atomic.Int64
 	stored atomic.Int64
-	stop   chan struct{}
-	done   chan struct{}
+	poll   poller
 }
 
 // build returns the key table: configured keys, then active stored keys of
@@ -151,28 +150,16 @@ func (k *keyTable) initial(ctx context.Context) (*gateway.Keys, error) {
 	return keys, nil
 }
 
-// start polls the store every interval until stopKeys.
+// start polls the store every interval until halt.
 func (k *keyTable) start(interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultKeyRefresh
 	}
-	k.stop, k.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(k.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-k.stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), interval)
-			err := k.refresh(ctx, false)
-			cancel()
-			k.noteRefresh(err)
-		}
-	}()
+	k.poll.start(interval, DefaultKeyRefresh, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		defer cancel()
+		k.noteRefresh(k.refresh(ctx, false))
+	})
 }
 
 // noteRefresh logs a refresh failure once, and the recovery.
@@ -190,12 +177,9 @@ func (k *keyTable) noteRefresh(err error) {
 }
 
 func (k *keyTable) halt() {
-	if k == nil || k.stop == nil {
-		return
+	if k != nil {
+		k.poll.halt()
 	}
-	close(k.stop)
-	<-k.done
-	k.stop = nil
 }
 
 // trialIDs are the trials this sandbox serves: configured, and applied

@@ -67,8 +67,7 @@ type liveTrials struct {
 	source   map[string]string  // trial -> where its policy in service comes from
 	failing  map[string]failure // trial -> the revision that could not be served
 
-	stop chan struct{}
-	done chan struct{}
+	poll poller
 }
 
 func newLiveTrials(s *Sandbox) *liveTrials {
@@ -306,36 +305,19 @@ func (l *liveTrials) syncOne(ctx context.Context, rev incidents.TrialRevision) e
 
 // start polls the store every interval until halt.
 func (l *liveTrials) start(interval time.Duration) {
-	if interval <= 0 {
-		interval = DefaultTrialRefresh
-	}
-	l.stop, l.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(l.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-l.stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), trialSyncTimeout)
-			if err := l.sync(ctx); err != nil {
-				l.s.log.Warn("stored trials not checked", "err", err)
-			}
-			cancel()
+	l.poll.start(interval, DefaultTrialRefresh, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), trialSyncTimeout)
+		defer cancel()
+		if err := l.sync(ctx); err != nil {
+			l.s.log.Warn("stored trials not checked", "err", err)
 		}
-	}()
+	})
 }
 
 func (l *liveTrials) halt() {
-	if l == nil || l.stop == nil {
-		return
+	if l != nil {
+		l.poll.halt()
 	}
-	close(l.stop)
-	<-l.done
-	l.stop = nil
 }
 
 // ids lists the trials put into service from stored definitions.

@@ -54,24 +54,10 @@ func applyDefinition(t *testing.T, adm, src string) (int, map[string]any) {
 // previous one kept, a revision stored by another process is picked up by the
 // poll, and a restart serves the newest revision from the first request.
 func TestAppliedTrialGoesIntoService(t *testing.T) {
-	cfg := Demo()
-	cfg.DataDir = t.TempDir()
-	cfg.Gateway.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg := loopbackDemo(t)
 	cfg.Gateway.TrialRefresh = 50 * time.Millisecond
 	cfg.Gateway.KeyRefresh = time.Hour // keys reach the gateway through its own admin API, or a trial coming into service
-	sb, err := New(cfg, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = sb.Stop(context.Background())
-		}
-	})
+	sb := startConfig(t, cfg)
 	adm := "http://" + sb.AdminAddr()
 	now := time.Now()
 	open := clinicYAML(now.Add(-time.Hour), now.Add(24*time.Hour), DemoCandidate, "acme")
@@ -184,18 +170,10 @@ func TestAppliedTrialGoesIntoService(t *testing.T) {
 	})
 
 	// A restart serves the newest stored revision from the first request.
-	stopped = true
 	if err := sb.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	sb2, err := New(cfg, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb2.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer sb2.Stop(context.Background())
+	sb2 := startConfig(t, cfg)
 	if st, _, raw := send("http://"+sb2.GatewayAddr(), plain, "bob"); st != 200 {
 		t.Errorf("after restart: %d %s", st, raw)
 	}
@@ -208,17 +186,7 @@ func TestAppliedTrialGoesIntoService(t *testing.T) {
 // experiments, so a definition for it must keep the configured policy; one
 // that names another is refused and nothing is stored.
 func TestAppliedDefinitionKeepsExperimentPolicy(t *testing.T) {
-	cfg := Demo()
-	cfg.DataDir = t.TempDir()
-	cfg.Gateway.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	sb, err := New(cfg, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Stop(context.Background())
+	sb := startConfig(t, loopbackDemo(t))
 	adm := "http://" + sb.AdminAddr()
 	now := time.Now()
 	src := strings.NewReplacer("id: clinic", "id: "+DemoTrial, "logical_model: clinic", "logical_model: "+DemoTrial,
