@@ -277,7 +277,7 @@ func (c NATSConfig) replicas() int {
 
 // streamOptions sizes the streams on an external NATS.
 func (c NATSConfig) streamOptions() events.StreamOptions {
-	return events.StreamOptions{Replicas: c.replicas()}
+	return events.StreamOptions{Replicas: c.replicas(), DuplicateWindow: c.DuplicateWindow}
 }
 
 // tlsOptions are the client TLS settings for an external NATS.
@@ -303,6 +303,11 @@ func (c Config) scaleProblems() []error {
 	n := c.NATS
 	if n.Replicas < 0 || n.Replicas > maxReplicas {
 		add("nats.replicas %d: want 1-%d (3 on a cluster)", n.Replicas, maxReplicas)
+	}
+	if n.DuplicateWindow < 0 || n.DuplicateWindow > events.DefaultStreamMaxAge {
+		add("nats.duplicate_window %s: want 0 (default %s) up to the streams' max age %s", n.DuplicateWindow, events.DefaultDuplicateWindow, events.DefaultStreamMaxAge)
+	} else if n.DuplicateWindow > 0 && n.DuplicateWindow < time.Second {
+		add("nats.duplicate_window %s: want at least 1s", n.DuplicateWindow)
 	}
 	if n.Replicas > 1 && n.URL == "" {
 		add("nats.replicas %d: the embedded server holds one replica; set nats.url to a cluster", n.Replicas)

@@ -202,6 +202,7 @@ func TestNewRoleValidates(t *testing.T) {
 		{"unknown role", "router", func(c *Config) { c.NATS.URL = "nats://127.0.0.1:4222" }, RoleOptions{}, []string{`role "router"`}},
 		{"no shared nats", RoleGateway, func(c *Config) {}, RoleOptions{}, []string{"nats.url"}},
 		{"lease ttl", RoleController, func(c *Config) { c.NATS.URL = "nats://127.0.0.1:4222" }, RoleOptions{LeaseTTL: time.Millisecond}, []string{"lease ttl"}},
+		{"duplicate window", RoleGateway, func(c *Config) { c.NATS.URL = "nats://127.0.0.1:4222"; c.NATS.DuplicateWindow = -time.Second }, RoleOptions{}, []string{"nats.duplicate_window -1s"}},
 		{"replicas without a cluster", RoleGateway, func(c *Config) { c.NATS.URL = ""; c.NATS.Replicas = 3 }, RoleOptions{}, []string{"nats.url"}},
 		{"bad db and tls", RoleMonitor, func(c *Config) {
 			c.NATS.URL, c.DB, c.NATS.TLSCertFile, c.NATS.Replicas = "nats://127.0.0.1:4222", "postgresql:/x", "/nonexistent.pem", 9

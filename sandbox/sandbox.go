@@ -184,7 +184,7 @@ func (s *Sandbox) startBus(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	s.js = js
-	return events.EnsureStreams(ctx, js, events.StreamOptions{Replicas: 1})
+	return events.EnsureStreams(ctx, js, events.StreamOptions{Replicas: 1, DuplicateWindow: s.cfg.NATS.DuplicateWindow})
 }
 
 // startModels starts the simulators and collects every upstream by name.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagegate/stagegate/events"
 	"github.com/stagegate/stagegate/gateway"
 	"github.com/stagegate/stagegate/incidents"
 	"github.com/stagegate/stagegate/internal/testutil"
@@ -202,5 +203,19 @@ func TestAppliedDefinitionKeepsExperimentPolicy(t *testing.T) {
 		"model": DemoTrial, "user": "u1", "messages": []map[string]string{{"role": "user", "content": "hello"}}})
 	if st != 200 || h.Get(gateway.HeaderStage) != "canary" {
 		t.Errorf("demo trial after its definition: %d stage %q (the rollout plan keeps its stage)", st, h.Get(gateway.HeaderStage))
+	}
+}
+
+// nats.duplicate_window sizes the streams' de-duplication window.
+func TestDuplicateWindowConfigured(t *testing.T) {
+	cfg := loopbackDemo(t)
+	cfg.NATS.DuplicateWindow = 2 * time.Minute
+	sb := startConfig(t, cfg)
+	st, err := sb.js.Stream(context.Background(), events.StreamInteractions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.Duplicates; got != 2*time.Minute {
+		t.Errorf("interactions stream duplicate window %s, want 2m", got)
 	}
 }

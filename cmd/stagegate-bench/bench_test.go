@@ -163,7 +163,7 @@ func TestCheckCompletion(t *testing.T) {
 
 func TestGeneratedGatewayConfigIsValid(t *testing.T) {
 	for _, natsListen := range []string{"", "127.0.0.1:4999"} {
-		raw := gatewayConfig(t.TempDir(), natsListen, "tok", [2]string{"k1", "k2"}, "http://127.0.0.1:1", "http://127.0.0.1:2")
+		raw := gatewayConfig(t.TempDir(), natsListen, "tok", [2]string{"k1", "k2"}, "http://127.0.0.1:1", "http://127.0.0.1:2", 2*time.Minute)
 		cfg, err := sandbox.Parse("generated.yaml", []byte(raw))
 		if err != nil {
 			t.Fatalf("%v\n%s", err, raw)

@@ -62,6 +62,8 @@ type common struct {
 	workDir   string
 	keep      bool
 	command   string
+	// dupWindow sets nats.duplicate_window of the gateways under test (0: the default).
+	dupWindow time.Duration
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -69,6 +71,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.workDir, "work-dir", "", "where data dirs and configs go (default: a new temp dir, removed at the end)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work dir")
 	fs.StringVar(&c.command, "command", "", "the command to record in the report (default: this command line)")
+	fs.DurationVar(&c.dupWindow, "duplicate-window", 0, "nats.duplicate_window of the gateways under test (default: Stagegate's default)")
 }
 
 // benchOptions configure one harness run.
@@ -209,7 +212,7 @@ func runBench(ctx context.Context, o benchOptions, log io.Writer) (*report, erro
 		}
 		rep.Micro = parseMicro(raw)
 	}
-	e, err := startEnv(ctx, dir, bin, self, log)
+	e, err := startEnv(ctx, dir, bin, self, log, o.dupWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +258,7 @@ func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer cleanup()
-	e, err := startEnv(ctx, dir, bin, self, stdout)
+	e, err := startEnv(ctx, dir, bin, self, stdout, c.dupWindow)
 	if err != nil {
 		return err
 	}
@@ -297,7 +300,7 @@ func cmdProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer cleanup()
-	e, err := startEnv(ctx, work, bin, self, stdout)
+	e, err := startEnv(ctx, work, bin, self, stdout, c.dupWindow)
 	if err != nil {
 		return err
 	}
