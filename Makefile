@@ -29,6 +29,7 @@ BENCHCOUNT ?= 1
 BENCHSKIP ?= ^BenchmarkReplay
 BENCHARGS ?=
 SOAKTIME  ?= 10m
+SOAKARGS  ?=
 BENCH_BUILD = mkdir -p $(BENCH_DIR) && $(GO) build -o $(BENCH_DIR)/stagegate ./cmd/stagegate \
 	&& $(GO) build -o $(BENCH_DIR)/stagegate-bench ./cmd/stagegate-bench
 .PHONY: soak profile
@@ -40,10 +41,10 @@ bench: ## measure (under 10 min on 2 cores): Go micro-benchmarks, then direct/pr
 	$(BENCH_DIR)/stagegate-bench --stagegate $(BENCH_DIR)/stagegate --micro $(BENCH_DIR)/micro.txt \
 	  --profile $(BENCH_DIR)/profiles --profile-duration 6s --out BENCHMARKS.md --command "$(strip make bench $(BENCHARGS))" $(BENCHARGS)
 
-soak: ## 10 minutes (SOAKTIME) at 1000 req/s against the full gateway, RSS sampled every 10 s; updates BENCHMARKS.md
+soak: ## 10 minutes (SOAKTIME) at 1000 req/s against the full gateway, RSS sampled every 10 s; updates BENCHMARKS.md (SOAKARGS, e.g. --duplicate-window=2m)
 	$(BENCH_BUILD)
-	$(BENCH_DIR)/stagegate-bench soak --stagegate $(BENCH_DIR)/stagegate --rate 1000 --duration $(SOAKTIME) \
-	  --profile $(BENCH_DIR)/soak --out BENCHMARKS.md --command "make soak SOAKTIME=$(SOAKTIME)"
+	$(BENCH_DIR)/stagegate-bench soak --stagegate $(BENCH_DIR)/stagegate --rate 1000 --duration $(SOAKTIME) $(SOAKARGS) \
+	  --profile $(BENCH_DIR)/soak --out BENCHMARKS.md --command "make soak SOAKTIME=$(SOAKTIME) $(SOAKARGS)"
 
 profile: ## CPU, heap and allocation profiles of the gateway under load, into bin/bench/profiles
 	$(BENCH_BUILD)
