@@ -126,6 +126,7 @@ type Upstream struct {
 // Principal is who an API key belongs to.
 type Principal struct {
 	KeyID      string // a name for the key, safe to log
+	KeyName    string // the key's name, when it has one (a trial's participants list keys by name)
 	Trial      string
 	Tenant     string
 	Cohort     string

@@ -130,7 +130,7 @@ func (g *Gateway) checkParticipant(x *exchange) error {
 	if len(t.Tenants) > 0 && !slices.Contains(t.Tenants, p.Tenant) {
 		return Error(http.StatusForbidden, fmt.Errorf("%w: tenant %q is not a participant of trial %s", ErrNotParticipant, p.Tenant, t.ID))
 	}
-	if len(t.Keys) > 0 && !slices.Contains(t.Keys, p.KeyID) {
+	if len(t.Keys) > 0 && !slices.Contains(t.Keys, p.KeyID) && (p.KeyName == "" || !slices.Contains(t.Keys, p.KeyName)) {
 		return Error(http.StatusForbidden, fmt.Errorf("%w: key %q is not a participant of trial %s", ErrNotParticipant, p.KeyID, t.ID))
 	}
 	return nil

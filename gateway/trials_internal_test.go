@@ -63,3 +63,26 @@ func TestCohortRulesFirstMatchWins(t *testing.T) {
 		t.Error("a trial without decider validated")
 	}
 }
+
+func TestParticipants(t *testing.T) {
+	tr := &Trial{ID: "t", Tenants: []string{"acme"}, Keys: []string{"acme-web", "key_abc"}}
+	for _, tc := range []struct {
+		p    Principal
+		want bool
+	}{
+		{Principal{KeyID: "key_x", KeyName: "acme-web", Tenant: "acme"}, true}, // a created key, listed by name
+		{Principal{KeyID: "key_abc", Tenant: "acme"}, true},                    // listed by id
+		{Principal{KeyID: "acme-web", KeyName: "acme-web", Tenant: "acme"}, true},
+		{Principal{KeyID: "key_y", KeyName: "acme-app", Tenant: "acme"}, false}, // not listed
+		{Principal{KeyID: "key_y", Tenant: "acme"}, false},                      // unnamed, not listed
+		{Principal{KeyID: "key_abc", Tenant: "other"}, false},                   // other tenant
+	} {
+		err := (&Gateway{}).checkParticipant(&exchange{trial: tr, principal: tc.p})
+		if (err == nil) != tc.want {
+			t.Errorf("%+v: %v, want admitted %v", tc.p, err, tc.want)
+		}
+	}
+	if err := (&Gateway{}).checkParticipant(&exchange{trial: &Trial{ID: "open"}, principal: Principal{KeyID: "k", Tenant: "x"}}); err != nil {
+		t.Errorf("a trial without participant lists refused a key: %v", err)
+	}
+}

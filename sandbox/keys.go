@@ -85,7 +85,7 @@ func (k *keyTable) build(ctx context.Context) (*gateway.Keys, incidents.KeysVers
 	}
 	byHash := make(map[string]gateway.Principal, len(s.cfg.Keys)+int(v.Count))
 	for _, kc := range s.cfg.Keys {
-		byHash[strings.ToLower(kc.SHA256)] = gateway.Principal{KeyID: kc.Name, Trial: kc.Trial, Tenant: kc.Tenant, Cohort: kc.Cohort, Attributes: kc.Attributes}
+		byHash[strings.ToLower(kc.SHA256)] = gateway.Principal{KeyID: kc.Name, KeyName: kc.Name, Trial: kc.Trial, Tenant: kc.Tenant, Cohort: kc.Cohort, Attributes: kc.Attributes}
 	}
 	stored, err := s.store.APIKeys(ctx, incidents.KeyFilter{})
 	if err != nil {
@@ -97,7 +97,7 @@ func (k *keyTable) build(ctx context.Context) (*gateway.Keys, incidents.KeysVers
 		if _, dup := byHash[sk.Hash]; dup || !trials[sk.Trial] {
 			continue
 		}
-		byHash[sk.Hash] = gateway.Principal{KeyID: sk.ID, Trial: sk.Trial, Tenant: sk.Tenant, Cohort: sk.Cohort, Attributes: sk.Attributes}
+		byHash[sk.Hash] = gateway.Principal{KeyID: sk.ID, KeyName: sk.Name, Trial: sk.Trial, Tenant: sk.Tenant, Cohort: sk.Cohort, Attributes: sk.Attributes}
 		n++
 	}
 	keys, err := gateway.NewKeys(byHash)
