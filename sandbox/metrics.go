@@ -165,6 +165,33 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 		return err
 	}
 
+	// Trial definitions applied through the admin API (trials_live.go): which
+	// stored revision each trial serves, and whether a newer one was refused.
+	if _, err := m.Int64ObservableGauge("stagegate.trial.definition_revision",
+		metric.WithDescription("The stored trial definition revision in service (0: the trial comes from the configuration)."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for trial, st := range s.live.states() {
+				o.Observe(int64(st.revision), metric.WithAttributes(attribute.String("trial", trial)))
+			}
+			return nil
+		})); err != nil {
+		return err
+	}
+	if _, err := m.Int64ObservableGauge("stagegate.trial.definition_refused",
+		metric.WithDescription("1 while a trial's newest stored definition cannot be put into service and the previous one serves."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for trial, st := range s.live.states() {
+				v := int64(0)
+				if st.refused {
+					v = 1
+				}
+				o.Observe(v, metric.WithAttributes(attribute.String("trial", trial)))
+			}
+			return nil
+		})); err != nil {
+		return err
+	}
+
 	// Monitor lag: what the monitors' durable consumer has yet to process, as
 	// JetStream counts it (works for monitors in other processes too).
 	if _, err := m.Int64ObservableGauge("stagegate.monitor.lag", metric.WithUnit("{message}"),

@@ -320,6 +320,34 @@ func (l *liveTrials) halt() {
 	}
 }
 
+// trialState is what the metrics show of a trial's stored definitions.
+type trialState struct {
+	revision int  // the stored revision in service; 0: the configuration's trial
+	refused  bool // the newest stored revision could not be put into service
+}
+
+// states reports every trial of this gateway, configured or applied.
+func (l *liveTrials) states() map[string]trialState {
+	out := map[string]trialState{}
+	if l == nil {
+		return out
+	}
+	for _, tc := range l.s.cfg.Trials {
+		out[tc.ID] = trialState{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, rev := range l.served {
+		out[id] = trialState{revision: rev}
+	}
+	for id, f := range l.failing {
+		st := out[id]
+		st.refused = f.revision != st.revision
+		out[id] = st
+	}
+	return out
+}
+
 // ids lists the trials put into service from stored definitions.
 func (l *liveTrials) ids() []string {
 	if l == nil {

@@ -219,3 +219,45 @@ func TestDuplicateWindowConfigured(t *testing.T) {
 		t.Errorf("interactions stream duplicate window %s, want 2m", got)
 	}
 }
+
+// A stored revision the gateway cannot serve (another process stored it; its
+// model is unknown here) is refused: the previous revision serves on, the
+// metric says so, and the next good revision clears it.
+func TestStoredRevisionRefusedShowsInMetrics(t *testing.T) {
+	cfg := loopbackDemo(t)
+	cfg.Gateway.TrialRefresh = 50 * time.Millisecond
+	sb := startConfig(t, cfg)
+	now := time.Now()
+	good := clinicYAML(now.Add(-time.Hour), now.Add(time.Hour), DemoCandidate, "acme")
+	if st, body := applyDefinition(t, "http://"+sb.AdminAddr(), good); st != 200 {
+		t.Fatalf("apply: %d %v", st, body)
+	}
+	put := func(src string) {
+		t.Helper()
+		if _, _, err := sb.store.PutTrialRevision(context.Background(), "clinic", "elsewhere", "", []byte(src)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := func() string {
+		_, raw, _ := call(t, nil, http.MethodGet, "http://"+sb.AdminAddr()+"/metrics", "", nil)
+		for line := range strings.Lines(string(raw)) {
+			if strings.HasPrefix(line, "stagegate_trial_definition_refused{") && strings.Contains(line, `trial="clinic"`) {
+				return strings.TrimSpace(line[strings.LastIndexByte(line, ' '):])
+			}
+		}
+		return "absent"
+	}
+	if got := refused(); got != "0" {
+		t.Fatalf("refused metric before: %s", got)
+	}
+	put(clinicYAML(now.Add(-time.Hour), now.Add(time.Hour), "no-such-model", "acme"))
+	testutil.WaitFor(t, 10*time.Second, "revision 2 refused", func() bool { return refused() == "1" })
+	if st := sb.live.states()["clinic"]; st.revision != 1 || !st.refused {
+		t.Errorf("state %+v, want revision 1 serving and a refusal", st)
+	}
+	put(strings.Replace(good, "title: Clinic assistant", "title: Clinic assistant v3", 1))
+	testutil.WaitFor(t, 10*time.Second, "revision 3 in service", func() bool { return sb.live.states()["clinic"].revision == 3 })
+	if got := refused(); got != "0" {
+		t.Errorf("refused metric after a good revision: %s", got)
+	}
+}
