@@ -75,12 +75,16 @@ func TestPayloadsMatchTheirSchemas(t *testing.T) {
 	in := sampleInteraction("int_1")
 	in.Schema = events.SchemaInteraction
 	denied.Schema = events.SchemaInteraction
+	ruled := sampleInteraction("int_3")
+	ruled.Schema = events.SchemaInteraction
+	ruled.Decision.TrialRules = &events.TrialRules{MaxTokens: 64, RedactPII: true}
 	for _, tc := range []struct {
 		name, file string
 		doc        any
 	}{
 		{"interaction", "interaction.v1.json", in},
 		{"denied interaction", "interaction.v1.json", denied},
+		{"interaction under trial rules", "interaction.v1.json", ruled},
 		{"finding", "finding.v1.json", f},
 		{"incident event", "incident.v1.json", ie},
 		{"feedback", "feedback.v1.json", events.Feedback{Schema: events.SchemaFeedback, ID: "fb_1", InteractionID: "int_1", Trial: "demo",
@@ -256,6 +260,28 @@ func BenchmarkInteractionEncode(b *testing.B) {
 	for b.Loop() {
 		if _, err := events.InteractionMsg(in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestTrialRulesApply(t *testing.T) {
+	for _, tc := range []struct {
+		rules      *events.TrialRules
+		redact     bool
+		max        int
+		wantRedact bool
+		wantMax    int
+	}{
+		{nil, false, 512, false, 512},
+		{&events.TrialRules{MaxTokens: 64}, false, 512, false, 64},
+		{&events.TrialRules{MaxTokens: 64}, false, 0, false, 64}, // the policy set no cap
+		{&events.TrialRules{MaxTokens: 1024}, false, 256, false, 256},
+		{&events.TrialRules{RedactPII: true}, false, 0, true, 0},
+		{&events.TrialRules{}, true, 10, true, 10},
+	} {
+		r, m := tc.rules.Apply(tc.redact, tc.max)
+		if r != tc.wantRedact || m != tc.wantMax {
+			t.Errorf("%+v.Apply(%v, %d) = %v, %d; want %v, %d", tc.rules, tc.redact, tc.max, r, m, tc.wantRedact, tc.wantMax)
 		}
 	}
 }

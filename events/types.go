@@ -110,6 +110,33 @@ type Decision struct {
 	Experiment      string `json:"experiment,omitempty"`
 	Arm             string `json:"arm,omitempty"`
 	VariantRevision string `json:"variant_revision,omitempty"`
+	// TrialRules are what the trial's definition imposed on top of the policy
+	// (already folded into Obligations), so a replay folds them into a
+	// re-evaluated decision the same way; absent when the trial imposes none.
+	TrialRules *TrialRules `json:"trial_rules,omitempty"`
+}
+
+// TrialRules are obligations a trial imposes whatever its policy decides.
+type TrialRules struct {
+	// MaxTokens caps the answer (caps.tokens_per_request); 0: no cap.
+	MaxTokens int `json:"max_tokens,omitempty"`
+	// RedactPII stores the interaction redacted (data_handling.redact_pii).
+	RedactPII bool `json:"redact_pii,omitempty"`
+}
+
+// Apply folds the rules into a decision's redaction and max_tokens: redaction
+// if either asks for it, the smaller of two caps. A nil r changes nothing.
+func (r *TrialRules) Apply(redact bool, maxTokens int) (bool, int) {
+	if r == nil {
+		return redact, maxTokens
+	}
+	if r.RedactPII {
+		redact = true
+	}
+	if r.MaxTokens > 0 && (maxTokens == 0 || maxTokens > r.MaxTokens) {
+		maxTokens = r.MaxTokens
+	}
+	return redact, maxTokens
 }
 
 // Reason is a stable code and a human sentence.

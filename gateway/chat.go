@@ -240,17 +240,18 @@ func (g *Gateway) decide(x *exchange) error {
 		// Recorded all the same, so a replay can re-evaluate it.
 		d.Input, d.InputHash = policies.CanonicalInput(in)
 	}
-	if x.trial.RedactPII {
-		d.Obligations.RedactPIIInStorage = true
-	}
-	if c := x.trial.Caps.TokensPerRequest; c > 0 && (d.Obligations.MaxTokens == 0 || d.Obligations.MaxTokens > c) {
-		d.Obligations.MaxTokens = c
+	// What the trial imposes whatever the policy says, folded in and recorded
+	// apart so a replay folds it into a re-evaluated decision the same way.
+	var rules *events.TrialRules
+	if x.trial.RedactPII || x.trial.Caps.TokensPerRequest > 0 {
+		rules = &events.TrialRules{MaxTokens: x.trial.Caps.TokensPerRequest, RedactPII: x.trial.RedactPII}
+		d.Obligations.RedactPIIInStorage, d.Obligations.MaxTokens = rules.Apply(d.Obligations.RedactPIIInStorage, d.Obligations.MaxTokens)
 	}
 	x.decision = d
 	x.in.Decision = events.Decision{
 		Allow: d.Allow, Route: d.Route, PolicyRevision: d.Revision, EvalMicros: d.EvalMicros,
 		Input: d.Input, InputHash: d.InputHash, MemoHit: d.MemoHit,
-		Experiment: d.Experiment, Arm: d.Arm, VariantRevision: d.VariantRevision,
+		Experiment: d.Experiment, Arm: d.Arm, VariantRevision: d.VariantRevision, TrialRules: rules,
 		Obligations: events.Obligations{RedactPIIInStorage: d.Obligations.RedactPIIInStorage, MaxTokens: d.Obligations.MaxTokens, Notice: d.Obligations.Notice},
 	}
 	for _, r := range d.Reasons {

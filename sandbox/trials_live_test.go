@@ -117,6 +117,9 @@ func TestAppliedTrialGoesIntoService(t *testing.T) {
 	if in["cohort"] != "clinicians" || obl["max_tokens"] != float64(64) || obl["redact_pii_in_storage"] != true || in["redacted"] != true {
 		t.Errorf("clinician's interaction: cohort %v, obligations %v, redacted %v", in["cohort"], obl, in["redacted"])
 	}
+	if rules, _ := dec["trial_rules"].(map[string]any); rules["max_tokens"] != float64(64) || rules["redact_pii"] != true {
+		t.Errorf("the record does not say what the trial imposed: %v", dec["trial_rules"])
+	}
 	if st, h, _ := send(gw, plain, "bob"); st != 200 || interaction(h)["cohort"] != "everyone" {
 		t.Errorf("plain key: %d, cohort %v", st, interaction(h)["cohort"])
 	}

@@ -63,13 +63,16 @@ type Record struct {
 	Revision string
 	// Recorded is the recorded decision.
 	Recorded Outcome
+	// Rules are what the trial imposed on top of the policy when it was
+	// recorded; they are folded into the candidate's decision the same way.
+	Rules *events.TrialRules
 }
 
 // FromInteraction takes the recorded decision out of an interaction.
 func FromInteraction(in *events.Interaction) Record {
 	d := in.Decision
 	r := Record{
-		ID: in.ID, Input: d.Input, InputHash: d.InputHash, Revision: d.PolicyRevision,
+		ID: in.ID, Input: d.Input, InputHash: d.InputHash, Revision: d.PolicyRevision, Rules: d.TrialRules,
 		Recorded: Outcome{
 			Allow: d.Allow, Route: d.Route, Reasons: make([]policies.Reason, len(d.Reasons)),
 			RedactPIIInStorage: d.Obligations.RedactPIIInStorage, MaxTokens: d.Obligations.MaxTokens, Notice: d.Obligations.Notice,
@@ -226,7 +229,9 @@ func decide(ctx context.Context, candidate policies.Decider, rec Record) result 
 	if err != nil {
 		return result{err: err, mismatch: mismatch}
 	}
-	return result{got: OutcomeOf(d), mismatch: mismatch}
+	got := OutcomeOf(d)
+	got.RedactPIIInStorage, got.MaxTokens = rec.Rules.Apply(got.RedactPIIInStorage, got.MaxTokens)
+	return result{got: got, mismatch: mismatch}
 }
 
 // collector merges results from the workers.

@@ -363,3 +363,56 @@ func TestSnapshotOfADataDir(t *testing.T) {
 		t.Error("an empty dir gave a snapshot")
 	}
 }
+
+// A trial that caps answers and redacts storage whatever its policy says
+// records those rules beside the decision; replaying the same revision folds
+// them in the same way and reproduces every decision. Without them the replay
+// would report every allowed decision's obligations as changed.
+func TestReplayFoldsTheTrialRules(t *testing.T) {
+	_, nc := testutil.JetStream(t)
+	js := newJetStream(t, nc)
+	ctx := context.Background()
+	e := standardEngine(t, 0)
+	rules := &events.TrialRules{MaxTokens: 64, RedactPII: true}
+	inputs := mix(300, 3)
+	allowed := 0
+	for i, in := range inputs {
+		d, err := e.Decide(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Obligations.RedactPIIInStorage, d.Obligations.MaxTokens = rules.Apply(d.Obligations.RedactPIIInStorage, d.Obligations.MaxTokens)
+		rec := interaction(i, d)
+		rec.Decision.TrialRules = rules
+		publish(t, js, rec)
+		if d.Allow {
+			allowed++
+		}
+	}
+	<-js.PublishAsyncComplete()
+	rep, err := Run(ctx, e, Interactions(js, trialID, time.Time{}), Config{}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Replayed != len(inputs) || rep.Unchanged != len(inputs) || rep.Changed() != 0 {
+		t.Errorf("replay with the trial's rules: replayed %d, unchanged %d, changed %d", rep.Replayed, rep.Unchanged, rep.Changed())
+	}
+	// The same records without their rules: the candidate's own obligations differ.
+	var recs []Record
+	src := Interactions(js, trialID, time.Time{})
+	if err := src(ctx, func(r Record) error { r.Rules = nil; recs = append(recs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if allowed == 0 || len(recs) != len(inputs) {
+		t.Fatalf("%d allowed, %d records", allowed, len(recs))
+	}
+	changed := 0
+	for _, r := range recs {
+		if res := decide(ctx, e, r); res.got.MaxTokens != r.Recorded.MaxTokens || res.got.RedactPIIInStorage != r.Recorded.RedactPIIInStorage {
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Error("without the recorded rules nothing differs: the test does not exercise them")
+	}
+}
