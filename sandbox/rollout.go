@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/stagegate/stagegate/deploy"
 	"github.com/stagegate/stagegate/incidents"
+	"github.com/stagegate/stagegate/policies/trial"
 )
 
 // This file wires staged rollouts into the sandbox: the controller that moves
@@ -172,6 +175,16 @@ func (a *adminServer) applyRollout(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusUnprocessableEntity, "unknown_target", strings.Join(problems, "; "))
 		return
 	}
+	// A plan that sets no thresholds of its own gates on the risk thresholds
+	// the regulator wrote into the trial's definition.
+	if len(spec.Thresholds) == 0 {
+		ts, err := a.s.trialThresholds(r.Context(), spec.Trial)
+		if err != nil {
+			apiError(w, http.StatusUnprocessableEntity, "invalid_plan", err.Error())
+			return
+		}
+		spec.Thresholds = ts
+	}
 	st, err := rp.ctrl.Apply(r.Context(), spec, req.Actor, req.Reason)
 	if err != nil {
 		a.rolloutError(w, "apply rollout", err)
@@ -181,6 +194,37 @@ func (a *adminServer) applyRollout(w http.ResponseWriter, r *http.Request) {
 	a.audit(r.Context(), incidents.AuditRecord{Actor: req.Actor, Action: "rollout.apply", Object: "rollout:" + spec.Trial, Trial: spec.Trial, Reason: req.Reason,
 		Detail: map[string]any{"generation": st.Generation}})
 	writeJSON(w, http.StatusOK, map[string]any{"rollout": st})
+}
+
+// trialThresholds converts the risk_thresholds of a trial's newest stored
+// definition into gate thresholds (none when it has no definition). A rate of
+// 0 ("none tolerated") cannot be shown by an upper confidence bound, so it is
+// not a gate threshold: a confirmed critical incident already trips the kill
+// switch, and reviewers see every confirmed one.
+func (s *Sandbox) trialThresholds(ctx context.Context, id string) ([]deploy.Threshold, error) {
+	rev, err := s.store.TrialRevision(ctx, id, 0)
+	if errors.Is(err, incidents.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, err := trial.Parse(id+".yaml", []byte(rev.Source))
+	if err != nil {
+		return nil, fmt.Errorf("trial %s revision %d: %w", id, rev.Revision, err)
+	}
+	var out []deploy.Threshold
+	for _, cat := range slices.Sorted(maps.Keys(t.RiskThresholds)) {
+		for _, sev := range slices.Sorted(maps.Keys(t.RiskThresholds[cat])) {
+			if rate := t.RiskThresholds[cat][sev]; rate > 0 && rate < 1 {
+				out = append(out, deploy.Threshold{Category: cat, Severity: sev, MaxRate: rate})
+			}
+		}
+	}
+	if len(out) > deploy.MaxThresholds {
+		return nil, fmt.Errorf("trial %s: %d risk thresholds, a plan takes at most %d; set thresholds in the plan", id, len(out), deploy.MaxThresholds)
+	}
+	return out, nil
 }
 
 // checkRolloutTargets lists what in a plan this sandbox cannot serve: a trial it

@@ -264,3 +264,42 @@ func TestStoredRevisionRefusedShowsInMetrics(t *testing.T) {
 		t.Errorf("refused metric after a good revision: %s", got)
 	}
 }
+
+// A rollout plan that sets no thresholds gates on the risk thresholds of the
+// trial's definition (rates above 0); one that sets its own keeps them.
+func TestRolloutTakesTheTrialsRiskThresholds(t *testing.T) {
+	sb := startRolloutSandbox(t, rolloutOptions{})
+	now := time.Now()
+	def := strings.NewReplacer("id: clinic", "id: "+DemoTrial, "logical_model: clinic", "logical_model: "+DemoTrial,
+		"tenants: [acme]", "tenants: [demo-company]").Replace(clinicYAML(now.Add(-time.Hour), now.Add(time.Hour), DemoCandidate, "acme"))
+	def += "risk_thresholds:\n  pii: {high: 0.01, critical: 0}\n  unsafe_advice: {medium: 0.05}\n"
+	if st, body := applyDefinition(t, "http://"+sb.AdminAddr(), def); st != 200 {
+		t.Fatalf("apply definition: %d %v", st, body)
+	}
+	var out struct {
+		Rollout struct {
+			Spec struct {
+				Thresholds []struct {
+					Category string  `json:"category"`
+					Severity string  `json:"severity"`
+					MaxRate  float64 `json:"max_rate"`
+				} `json:"thresholds"`
+			} `json:"spec"`
+		} `json:"rollout"`
+	}
+	plan := "trial: demo\ncandidate: demo-candidate\nbaseline: demo-baseline\nsteps:\n  - canary: {weight: 10}\n  - pause:\n"
+	if code := rolloutPost(t, sb, "/api/v1/rollouts", map[string]string{"plan": plan, "actor": "acme-ops"}, &out); code != http.StatusOK {
+		t.Fatalf("apply plan: HTTP %d", code)
+	}
+	got := fmt.Sprint(out.Rollout.Spec.Thresholds)
+	if want := "[{pii high 0.01} {unsafe_advice medium 0.05}]"; got != want {
+		t.Errorf("plan thresholds %s, want %s (from the trial; pii critical 0 is left to the kill switch)", got, want)
+	}
+	own := plan + "thresholds:\n  - {category: '*', max_rate: 0.2}\n"
+	if code := rolloutPost(t, sb, "/api/v1/rollouts", map[string]string{"plan": own, "actor": "acme-ops"}, &out); code != http.StatusOK {
+		t.Fatalf("apply plan with thresholds: HTTP %d", code)
+	}
+	if ts := out.Rollout.Spec.Thresholds; len(ts) != 1 || ts[0].Category != "*" || ts[0].MaxRate != 0.2 {
+		t.Errorf("a plan's own thresholds were replaced: %v", ts)
+	}
+}

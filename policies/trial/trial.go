@@ -63,7 +63,9 @@ type Trial struct {
 	DataHandling DataHandling `yaml:"data_handling" json:"data_handling"`
 	// RiskThresholds are, per incident category and severity, the highest
 	// rate of confirmed incidents per interaction a stage may show and still
-	// be promoted (0..1; 0 means none tolerated). The rollout gates read them.
+	// be promoted (0..1; 0 means none tolerated). A rollout plan that sets no
+	// thresholds of its own gates on the rates above 0 (sandbox/rollout.go); a
+	// confirmed critical incident trips the kill switch whatever the rates.
 	RiskThresholds map[string]map[string]float64 `yaml:"risk_thresholds" json:"risk_thresholds"`
 	// Policy is the policy evaluated for every request.
 	Policy Policy `yaml:"policy" json:"policy"`
