@@ -215,7 +215,13 @@ func TestCluster(t *testing.T) {
 	t.Logf("%s: killed monitor-1", time.Since(began).Round(time.Millisecond))
 
 	at(killLeaderAt)
-	leader := holder(t, js)
+	// The lease may be between holders for a moment after the NATS node went
+	// (a leader that could not renew steps down before the other acquires).
+	var leader string
+	testutil.WaitFor(t, takeoverWithin, "a controller holds the lease", func() bool {
+		leader = holder(t, js)
+		return leader != ""
+	})
 	var survivor string
 	switch leader {
 	case "controller-1":
