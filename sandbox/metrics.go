@@ -151,45 +151,46 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 			return fmt.Errorf("metric %s: %w", c.name, err)
 		}
 	}
-	if _, err := m.Int64ObservableGauge("stagegate.policy.healthy", metric.WithDescription("0 while a trial's newest policy revision was refused and the previous one serves."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+	// Per-trial gauges: the policy's health and the applied trial definitions
+	// (trials_live.go): which stored revision each trial serves, and whether a
+	// newer one was refused.
+	trialGauges := []struct {
+		name, desc string
+		read       func() map[string]int64
+	}{
+		{"stagegate.policy.healthy", "0 while a trial's newest policy revision was refused and the previous one serves.", func() map[string]int64 {
+			out := map[string]int64{}
 			for trial, st := range s.policyStatuses() {
-				v := int64(0)
-				if st.Healthy {
-					v = 1
-				}
-				o.Observe(v, metric.WithAttributes(attribute.String("trial", trial)))
+				out[trial] = oneIf(st.Healthy)
 			}
-			return nil
-		})); err != nil {
-		return err
-	}
-
-	// Trial definitions applied through the admin API (trials_live.go): which
-	// stored revision each trial serves, and whether a newer one was refused.
-	if _, err := m.Int64ObservableGauge("stagegate.trial.definition_revision",
-		metric.WithDescription("The stored trial definition revision in service (0: the trial comes from the configuration)."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			return out
+		}},
+		{"stagegate.trial.definition_revision", "The stored trial definition revision in service (0: the trial comes from the configuration).", func() map[string]int64 {
+			out := map[string]int64{}
 			for trial, st := range s.live.states() {
-				o.Observe(int64(st.revision), metric.WithAttributes(attribute.String("trial", trial)))
+				out[trial] = int64(st.revision)
 			}
-			return nil
-		})); err != nil {
-		return err
-	}
-	if _, err := m.Int64ObservableGauge("stagegate.trial.definition_refused",
-		metric.WithDescription("1 while a trial's newest stored definition cannot be put into service and the previous one serves."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			return out
+		}},
+		{"stagegate.trial.definition_refused", "1 while a trial's newest stored definition cannot be put into service and the previous one serves.", func() map[string]int64 {
+			out := map[string]int64{}
 			for trial, st := range s.live.states() {
-				v := int64(0)
-				if st.refused {
-					v = 1
-				}
-				o.Observe(v, metric.WithAttributes(attribute.String("trial", trial)))
+				out[trial] = oneIf(st.refused)
 			}
-			return nil
-		})); err != nil {
-		return err
+			return out
+		}},
+	}
+	for _, g := range trialGauges {
+		read := g.read
+		if _, err := m.Int64ObservableGauge(g.name, metric.WithDescription(g.desc),
+			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+				for trial, v := range read() {
+					o.Observe(v, metric.WithAttributes(attribute.String("trial", trial)))
+				}
+				return nil
+			})); err != nil {
+			return fmt.Errorf("metric %s: %w", g.name, err)
+		}
 	}
 
 	// Monitor lag: what the monitors' durable consumer has yet to process, as
@@ -216,11 +217,7 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 				return nil
 			}
 			for name, b := range s.gw.Breakers() {
-				v := int64(0)
-				if b.State != gateway.BreakerClosed {
-					v = 1
-				}
-				o.Observe(v, metric.WithAttributes(attribute.String("model", name)))
+				o.Observe(oneIf(b.State != gateway.BreakerClosed), metric.WithAttributes(attribute.String("model", name)))
 			}
 			return nil
 		})); err != nil {
@@ -230,6 +227,14 @@ func (r *metricsRegistry) observe(s *Sandbox) error {
 }
 
 func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// oneIf is 1 for true, 0 for false (gauges of a state).
+func oneIf(b bool) int64 {
 	if b {
 		return 1
 	}
