@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -227,4 +228,28 @@ func FuzzReadStream(f *testing.F) {
 			t.Fatalf("accepted a stream without [DONE]: %q", s)
 		}
 	})
+}
+
+func TestParseFuzzOutput(t *testing.T) {
+	pass := "fuzz: elapsed: 0s, gathering baseline coverage: 0/84 completed\n" +
+		"fuzz: elapsed: 3s, execs: 12001 (4000/sec), new interesting: 3 (total: 87)\n" +
+		"fuzz: elapsed: 20s, execs: 87801 (4654/sec), new interesting: 76 (total: 160)\nPASS\nok  \tx\t20.1s\n"
+	r := parseFuzzOutput("./incidents", "FuzzSplitStatements", pass, nil)
+	if !r.Passed || r.Elapsed != "20s" || r.Execs != 87801 || r.Interesting != 76 || r.Corpus != 160 {
+		t.Errorf("pass: %+v", r)
+	}
+	fail := "fuzz: elapsed: 2s, execs: 5000 (2500/sec), new interesting: 1 (total: 10)\n--- FAIL: FuzzX (2.01s)\n" +
+		"    --- FAIL: FuzzX (0.00s)\n        x_test.go:9: boom\n\n    Failing input written to testdata/fuzz/FuzzX/0123abcd\n" +
+		"    To re-run:\n    go test -run=FuzzX/0123abcd\nFAIL\n"
+	r = parseFuzzOutput("./x", "FuzzX", fail, errors.New("exit status 1"))
+	if r.Passed || r.Failure != "testdata/fuzz/FuzzX/0123abcd" || r.Execs != 5000 {
+		t.Errorf("fail: %+v", r)
+	}
+	md := fuzzMarkdown(machine{Cores: 2, Command: "make fuzz"}, 20*time.Second, []fuzzResult{
+		parseFuzzOutput("./incidents", "FuzzSplitStatements", pass, nil), r})
+	for _, want := range []string{"| `./incidents` | `FuzzSplitStatements` | 20s | 87801 | 76 | 160 | pass |", "**FAIL**: testdata/fuzz/FuzzX/0123abcd", "2 targets, 92801 inputs in all, 1 failed."} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
 }

@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdSoak(ctx, args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "profile":
 		err = cmdProfile(ctx, args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "fuzz":
+		err = cmdFuzz(ctx, args[1:], stdout, stderr)
 	default:
 		err = cmdBench(ctx, args, stdout, stderr)
 	}
@@ -121,6 +123,7 @@ Usage:
   stagegate-bench [flags]           the benchmark (make bench); updates --out
   stagegate-bench soak [flags]      a long open-loop run against the full gateway, RSS sampled (make soak)
   stagegate-bench profile [flags]   CPU and heap profiles of the gateway under load (make profile)
+  stagegate-bench fuzz [flags] PKG:Target ...   each fuzz target for a bounded time; writes FUZZ.md (make fuzz)
 
 Flags:
 `)
