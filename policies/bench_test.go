@@ -247,3 +247,12 @@ func BenchmarkExtractNoFindings(b *testing.B) {
 		_ = x.Extract(text)
 	}
 }
+
+// BenchmarkNewExtractor builds an extractor for a trial's topics, as loading
+// or validating a trial definition does.
+func BenchmarkNewExtractor(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = benchExtractor(b)
+	}
+}

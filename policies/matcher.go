@@ -74,15 +74,24 @@ func newMatcher(patterns []string) (*matcher, error) {
 	m.nclass = n + 1
 	nc := int(m.nclass)
 
-	// Trie, with -1 for "no edge".
+	// Trie, with -1 for "no edge". The table is sized once for the most states
+	// the patterns can make (one per pattern byte, plus the root), and each new
+	// state appends a row of -1 in one copy.
+	maxStates := 1
+	for _, p := range patterns {
+		maxStates += len(p)
+	}
+	m.delta = make([]int32, 0, min(maxStates*nc, maxMatcherCells))
+	empty := make([]int32, nc)
+	for i := range empty {
+		empty[i] = -1
+	}
 	newState := func() (int32, error) {
 		if len(m.delta)+nc > maxMatcherCells {
 			return 0, fmt.Errorf("keyword set too large (more than %d table cells)", maxMatcherCells)
 		}
 		s := int32(len(m.delta) / nc)
-		for range nc {
-			m.delta = append(m.delta, -1)
-		}
+		m.delta = append(m.delta, empty...)
 		return s, nil
 	}
 	if _, err := newState(); err != nil {
