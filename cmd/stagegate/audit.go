@@ -39,25 +39,12 @@ prune   removes the oldest entries past their trial's retention (at least
 The commands open the incident store directly (--data-dir or --store).`
 
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, auditAbout)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "verify":
-		return auditVerify(ctx, args[1:], stdout, stderr)
-	case "list":
-		return auditList(ctx, args[1:], stdout, stderr)
-	case "hold":
-		return auditHold(ctx, args[1:], stdout, stderr)
-	case "prune":
-		return auditPrune(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "stagegate audit: unknown action %q\n\n%s\n", args[0], auditAbout)
-	return errUsage
+	return runActions(ctx, "audit", auditAbout, map[string]action{
+		"verify": auditVerify,
+		"list":   auditList,
+		"hold":   auditHold,
+		"prune":  auditPrune,
+	}, args, stdout, stderr)
 }
 
 // errAuditBroken is the exit error of a broken chain (its report is printed).

@@ -47,27 +47,23 @@ token comes from $STAGEGATE_ADMIN_TOKEN (or --token-env, --token-file); --admin
 or $STAGEGATE_ADMIN names the admin API.`
 
 func cmdExperiment(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, experimentAbout)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
+	return runActions(ctx, "experiment", experimentAbout, map[string]action{
+		"apply":    experimentApply,
+		"start":    lifecycle("start"),
+		"stop":     lifecycle("stop"),
+		"conclude": lifecycle("conclude"),
+		"report":   experimentReport,
+		"list":     experimentList,
+		"show":     experimentShow,
+	}, args, stdout, stderr)
+}
+
+// lifecycle is the experiment action that moves an experiment through name
+// (start, stop or conclude).
+func lifecycle(name string) action {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return experimentAction(ctx, name, args, stdout, stderr)
 	}
-	switch args[0] {
-	case "apply":
-		return experimentApply(ctx, args[1:], stdout, stderr)
-	case "start", "stop", "conclude":
-		return experimentAction(ctx, args[0], args[1:], stdout, stderr)
-	case "report":
-		return experimentReport(ctx, args[1:], stdout, stderr)
-	case "list":
-		return experimentList(ctx, args[1:], stdout, stderr)
-	case "show":
-		return experimentShow(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "stagegate experiment: unknown action %q\n\n%s\n", args[0], experimentAbout)
-	return errUsage
 }
 
 // experimentArg takes the NAME that follows an action, before its flags.

@@ -37,25 +37,12 @@ it is never taken on the command line); --admin or $STAGEGATE_ADMIN names the
 admin API.`
 
 func cmdKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, keyAbout)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "create":
-		return keyCreate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return keyList(ctx, args[1:], stdout, stderr)
-	case "show":
-		return keyShow(ctx, args[1:], stdout, stderr)
-	case "revoke":
-		return keyRevoke(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "stagegate key: unknown action %q\n\n%s\n", args[0], keyAbout)
-	return errUsage
+	return runActions(ctx, "key", keyAbout, map[string]action{
+		"create": keyCreate,
+		"list":   keyList,
+		"show":   keyShow,
+		"revoke": keyRevoke,
+	}, args, stdout, stderr)
 }
 
 // apiKey is a stored key as the admin API shows it.

@@ -41,21 +41,10 @@ replay  decides the trial's recorded interactions again with the policy in
         route and obligation changes, with example interaction ids.`
 
 func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, policyAbout)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "test":
-		return policyTest(ctx, args[1:], stdout, stderr)
-	case "replay":
-		return policyReplay(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "stagegate policy: unknown action %q\n\n%s\n", args[0], policyAbout)
-	return errUsage
+	return runActions(ctx, "policy", policyAbout, map[string]action{
+		"test":   policyTest,
+		"replay": policyReplay,
+	}, args, stdout, stderr)
 }
 
 // stringList is a repeatable string flag.

@@ -40,25 +40,12 @@ it is never taken on the command line); --admin or $STAGEGATE_ADMIN names the
 admin API.`
 
 func cmdTrial(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, trialAbout)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "apply":
-		return trialApply(ctx, args[1:], stdout, stderr)
-	case "list":
-		return trialList(ctx, args[1:], stdout, stderr)
-	case "show":
-		return trialShow(ctx, args[1:], stdout, stderr)
-	case "revisions":
-		return trialRevisions(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "stagegate trial: unknown action %q\n\n%s\n", args[0], trialAbout)
-	return errUsage
+	return runActions(ctx, "trial", trialAbout, map[string]action{
+		"apply":     trialApply,
+		"list":      trialList,
+		"show":      trialShow,
+		"revisions": trialRevisions,
+	}, args, stdout, stderr)
 }
 
 // trialRevision is a stored revision as the admin API shows it.

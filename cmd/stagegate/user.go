@@ -81,23 +81,11 @@ func (f storeFlags) actorName() (string, error) {
 }
 
 func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, userAbout)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "add":
-		return userAdd(ctx, args[1:], stdout, stderr)
-	case "list":
-		return userList(ctx, args[1:], stdout, stderr)
-	case "set":
-		return userSet(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "stagegate user: unknown action %q\n\n%s\n", args[0], userAbout)
-	return errUsage
+	return runActions(ctx, "user", userAbout, map[string]action{
+		"add":  userAdd,
+		"list": userList,
+		"set":  userSet,
+	}, args, stdout, stderr)
 }
 
 // nameArg takes the leading NAME argument before the flags.
