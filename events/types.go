@@ -212,6 +212,28 @@ type Span struct {
 	Kind    string `json:"kind,omitempty"` // e.g. email, phone, card
 }
 
+// SpanText is the text sp covers in the interaction, "" when in is nil or sp
+// does not fit the text it names.
+func (in *Interaction) SpanText(sp Span) string {
+	if in == nil {
+		return ""
+	}
+	var text string
+	switch {
+	case sp.Field == "response":
+		text = in.Response.Content
+	case sp.Field == "prompt" && sp.Message >= 0 && sp.Message < len(in.Request.Messages):
+		text = in.Request.Messages[sp.Message].Content
+	default:
+		return ""
+	}
+	runes := []rune(text)
+	if sp.Start < 0 || sp.End > len(runes) || sp.Start > sp.End {
+		return ""
+	}
+	return string(runes[sp.Start:sp.End])
+}
+
 // IncidentEvent announces a change in an incident's lifecycle
 // (schema stagegate.incident.v1) on stagegate.incidents.<trial>.
 type IncidentEvent struct {

@@ -203,31 +203,10 @@ func (a *adminServer) getIncident(w http.ResponseWriter, r *http.Request) {
 	ev := []evidence{}
 	for _, f := range inc.Findings {
 		for _, sp := range f.Spans {
-			ev = append(ev, evidence{Span: sp, Detector: f.Detector, Text: spanText(in, sp)})
+			ev = append(ev, evidence{Span: sp, Detector: f.Detector, Text: in.SpanText(sp)})
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"incident": inc, "interaction": in, "evidence": ev})
-}
-
-// spanText returns the code points a span covers, or "" when it does not fit.
-func spanText(in *events.Interaction, sp events.Span) string {
-	if in == nil {
-		return ""
-	}
-	var text string
-	switch {
-	case sp.Field == "response":
-		text = in.Response.Content
-	case sp.Field == "prompt" && sp.Message >= 0 && sp.Message < len(in.Request.Messages):
-		text = in.Request.Messages[sp.Message].Content
-	default:
-		return ""
-	}
-	runes := []rune(text)
-	if sp.Start < 0 || sp.End > len(runes) || sp.Start > sp.End {
-		return ""
-	}
-	return string(runes[sp.Start:sp.End])
 }
 
 func (a *adminServer) getInteraction(w http.ResponseWriter, r *http.Request) {

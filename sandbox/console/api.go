@@ -144,7 +144,7 @@ func (c *Console) apiIncident(w http.ResponseWriter, r *http.Request, p *princip
 	ev := []apiEvidence{}
 	for _, f := range inc.Findings {
 		for _, sp := range f.Spans {
-			ev = append(ev, apiEvidence{Span: sp, Detector: f.Detector, Text: spanText(v.Interaction, sp)})
+			ev = append(ev, apiEvidence{Span: sp, Detector: f.Detector, Text: v.Interaction.SpanText(sp)})
 		}
 	}
 	can := []string{}
@@ -155,27 +155,6 @@ func (c *Console) apiIncident(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"incident": inc, "interaction": v.Interaction, "workflow": v.Workflow,
 		"history": v.History, "evidence": ev, "actions": can})
-}
-
-// spanText is the text a span covers, "" when it does not fit its text.
-func spanText(in *events.Interaction, sp events.Span) string {
-	if in == nil {
-		return ""
-	}
-	var text string
-	switch {
-	case sp.Field == "response":
-		text = in.Response.Content
-	case sp.Field == "prompt" && sp.Message >= 0 && sp.Message < len(in.Request.Messages):
-		text = in.Request.Messages[sp.Message].Content
-	default:
-		return ""
-	}
-	runes := []rune(text)
-	if sp.Start < 0 || sp.End > len(runes) || sp.Start > sp.End {
-		return ""
-	}
-	return string(runes[sp.Start:sp.End])
 }
 
 // decodeJSON reads one bounded JSON object, unknown fields refused.
