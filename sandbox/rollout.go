@@ -235,13 +235,8 @@ func (s *Sandbox) checkRolloutTargets(ctx context.Context, spec deploy.Spec) []s
 		problems = append(problems, fmt.Sprintf("trial %q is neither configured in this sandbox nor applied (stagegate trial apply)", spec.Trial))
 	}
 	for _, m := range []struct{ role, name string }{{"candidate", spec.Candidate}, {"baseline", spec.Baseline}} {
-		if s.configuredModel(m.name) {
+		if s.knownModel(ctx, m.name) {
 			continue
-		}
-		if s.rollouts != nil && s.rollouts.models != nil {
-			if _, err := s.rollouts.models.Get(ctx, m.name); err == nil {
-				continue
-			}
 		}
 		problems = append(problems, fmt.Sprintf("%s model %q is neither configured nor registered (stagegate model add)", m.role, m.name))
 	}
