@@ -221,6 +221,9 @@ func TestNodeMonitorAddsADetector(t *testing.T) {
 	if n := strings.Count(out.String(), "published finding"); n != 1 {
 		t.Errorf("monitor published %d findings, want 1:\n%s", n, out.String())
 	}
+	// The ingester counts a finding after it stored and acknowledged it, which
+	// can trail the incident the store already shows.
+	testutil.WaitFor(t, 10*time.Second, "the ingester counts the finding", func() bool { return ing.Stats().Ingested >= 1 })
 	if st := ing.Stats(); st.Ingested != 1 || st.Rejected != 0 {
 		t.Errorf("ingester stats %+v", st)
 	}
