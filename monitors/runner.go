@@ -260,11 +260,13 @@ func (r *Runner) handle(ctx context.Context, m jetstream.Msg) {
 		// Everything is stored; a redelivery finds it all in place.
 		log.Warn("ack interaction", "err", err)
 	}
-	r.processed.Add(1)
 	r.findings.Add(uint64(len(findings)))
 	if created {
 		r.opened.Add(1)
 	}
+	// Last, so whoever sees an interaction counted as processed also sees its
+	// findings and incident counted.
+	r.processed.Add(1)
 }
 
 // detect runs every detector and completes their findings. A failing detector is
